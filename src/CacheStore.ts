@@ -1,0 +1,78 @@
+/**
+ * The store interface a backend implements: a handful of atomic operations over generations and entries. The
+ * caching logic (single flight, serde, spans, metrics, fail-open) lives above it, once, so every backend behaves
+ * the same.
+ *
+ * Generations make invalidation O(1) and race-free: every entry is stored with the generation it was written
+ * under, a read returns it only if that generation is still the namespace's current one, and a write lands only if
+ * the generation it read before resolving is still current. Generation tokens are unique strings, never
+ * counters, so a generation that is lost (evicted, expired, a restart) is replaced by one that no stored entry
+ * carries.
+ *
+ * @since 0.1.0
+ */
+import type * as Effect from "effect/Effect"
+import type * as Stream from "effect/Stream"
+import type { RedisError } from "./CacheError.js"
+import type { CacheKey, NamespaceKeys } from "./CacheKey.js"
+
+/**
+ * An entry that belongs to its namespace's current generation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface StoredEntry {
+  /** The response's JSON text. */
+  readonly payload: string
+  /** How long the entry was kept past its fresh time when written. */
+  readonly graceMs: number
+  /** Milliseconds until the store drops it, as the store itself counts them. */
+  readonly remainingMs: number
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Lookup {
+  /** The namespace's current generation; undefined when it has none and none was asked to be created. */
+  readonly generation: string | undefined
+  readonly entry: StoredEntry | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface CacheStore {
+  /**
+   * Reads the namespace's generation and the entry, if the entry carries that generation. With `create`, a
+   * namespace that has no generation gets `create.token`, kept for `create.ttlMs`.
+   */
+  readonly lookup: (
+    key: CacheKey,
+    create: { readonly token: string; readonly ttlMs: number } | undefined
+  ) => Effect.Effect<Lookup, RedisError>
+  /**
+   * Stores `payload` for `ttlMs` (fresh time + `graceMs`) as one atomic step: only if the namespace's generation
+   * is still `expected` (returns false otherwise), or, with `expected` undefined, under whatever generation is
+   * current (`token` when there is none). The generation is kept at least as long as the entry.
+   */
+  readonly write: (
+    key: CacheKey,
+    write: {
+      readonly expected: string | undefined
+      readonly token: string
+      readonly payload: string
+      readonly graceMs: number
+      readonly ttlMs: number
+    }
+  ) => Effect.Effect<boolean, RedisError>
+  /** Removes one entry. */
+  readonly remove: (key: CacheKey) => Effect.Effect<void, RedisError>
+  /** Replaces the namespace's generation with `token`, if it has one; without one, nothing can be read anyway. */
+  readonly renewGeneration: (namespace: NamespaceKeys, token: string) => Effect.Effect<void, RedisError>
+  /** Pages through the namespace's entries, removing those its current generation does not count. */
+  readonly sweep: (namespace: NamespaceKeys) => Stream.Stream<number, RedisError>
+}

@@ -1,0 +1,205 @@
+import { assert, describe, inject, it } from "@effect/vitest"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Config from "effect/Config"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as Option from "effect/Option"
+import * as Stream from "effect/Stream"
+import { Redis } from "ioredis"
+import { CachePolicy, ResponseCache } from "../src/index.js"
+import { conformance, probe, uniqueName } from "./conformance.js"
+import { freePort } from "./support/redisServer.js"
+
+const url = inject("redisUrl")
+
+/** A plain client on the tests' own server, to look at what the cache wrote. */
+const inspector = Effect.acquireRelease(
+  Effect.sync(() => new Redis(url, { lazyConnect: false })),
+  (client) => Effect.promise(() => client.quit())
+)
+
+const scanAll = (client: Redis, pattern: string) =>
+  Effect.promise(async () => {
+    const keys: Array<string> = []
+    let cursor = "0"
+    do {
+      const [next, page] = await client.scan(cursor, "MATCH", pattern, "COUNT", 1000)
+      keys.push(...page)
+      cursor = next
+    } while (cursor !== "0")
+    return keys
+  })
+
+conformance({
+  name: "redis",
+  live: true,
+  layer: (options) => ResponseCache.layerRedis({ url, ...options }),
+  expectLifetime: ({ entryKey, jitter, lookup, ttlMs }) =>
+    Effect.scoped(Effect.gen(function*() {
+      const client = yield* inspector
+      assert.strictEqual((yield* lookup).outcome, "miss")
+      const pttl = yield* Effect.promise(() => client.pttl(entryKey))
+      // Jitter only shortens: PX is in [ttl × (1 − jitter), ttl]; a few ms pass between the write and the PTTL.
+      assert.isAtMost(pttl, ttlMs)
+      assert.isAtLeast(pttl, Math.floor(ttlMs * (1 - jitter)) - 1000)
+      assert.strictEqual((yield* lookup).outcome, "hit")
+    }))
+})
+
+describe("redis layer", () => {
+  it.live("keys are prefixed, namespaced in one hash tag, and content-addressed", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const prefix = uniqueName("keys")
+      const client = yield* inspector
+      const { cacheable } = probe()
+      yield* ResponseCache.getOrResolve(cacheable, { tenant: "t1", n: 1 }).pipe(
+        Effect.provide(ResponseCache.layerRedis({ url, prefix }))
+      )
+      const keys = (yield* scanAll(client, `${prefix}:*`)).sort()
+      assert.strictEqual(keys.length, 2)
+      assert.match(keys[0]!, new RegExp(`^${prefix}:\\{ns:tenant:t1:v1\\}:e:[0-9a-f]{64}$`))
+      assert.strictEqual(keys[1], `${prefix}:{ns:tenant:t1:v1}:g`)
+      const slots = yield* Effect.promise(() =>
+        Promise.all(keys.map((key) => client.call("CLUSTER", "KEYSLOT", key).catch(() => undefined)))
+      )
+      // CLUSTER KEYSLOT answers even outside cluster mode on Redis 7.
+      if (slots.every((slot) => slot !== undefined)) assert.strictEqual(new Set(slots).size, 1)
+    })))
+
+  it.live("two instances (two processes) share entries and generations through Redis", () =>
+    Effect.gen(function*() {
+      const prefix = uniqueName("shared")
+      const { cacheable, state } = probe()
+      const a = yield* Layer.build(ResponseCache.layerRedis({ url, prefix }))
+      const b = yield* Layer.build(ResponseCache.layerRedis({ url, prefix }))
+      const inA = <X, E>(effect: Effect.Effect<X, E, ResponseCache.ResponseCache>) => Effect.provide(effect, a)
+      const inB = <X, E>(effect: Effect.Effect<X, E, ResponseCache.ResponseCache>) => Effect.provide(effect, b)
+      assert.strictEqual((yield* inA(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "x", n: 1 }))).outcome, "miss")
+      assert.strictEqual((yield* inB(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "x", n: 1 }))).outcome, "hit")
+      yield* inA(ResponseCache.invalidateNamespace("tenant:x:v1"))
+      assert.deepStrictEqual(yield* inB(ResponseCache.get(cacheable, { tenant: "x", n: 1 })), Option.none())
+      assert.deepStrictEqual(yield* inB(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "x", n: 1 })), {
+        value: 12,
+        outcome: "miss"
+      })
+      assert.strictEqual(state.runs, 2)
+    }).pipe(Effect.scoped))
+
+  it.live("purge leaves keys outside the prefix and other prefixes alone", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const prefix = uniqueName("iso")
+      const client = yield* inspector
+      const foreign = [`${prefix}x:{ns:tenant:a:v1}:e:0`, `other:${prefix}`, `${prefix}`]
+      for (const key of foreign) yield* Effect.promise(() => client.set(key, "keep"))
+      const { cacheable } = probe()
+      const other = ResponseCache.layerRedis({ url, prefix: `${prefix}.b` })
+      yield* ResponseCache.getOrResolve(cacheable, { tenant: "a", n: 1 }).pipe(Effect.provide(other))
+      const removed = yield* Effect.gen(function*() {
+        yield* ResponseCache.getOrResolve(cacheable, { tenant: "a", n: 1 })
+        yield* ResponseCache.getOrResolve(cacheable, { tenant: "a", n: 2 })
+        return yield* ResponseCache.purgeNamespace("tenant:a:v1")
+      }).pipe(Effect.provide(ResponseCache.layerRedis({ url, prefix })))
+      assert.strictEqual(removed, 2)
+      for (const key of foreign) assert.strictEqual(yield* Effect.promise(() => client.get(key)), "keep")
+      const survivor = yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 }).pipe(
+        Effect.provide(other)
+      )
+      assert.strictEqual(survivor.outcome, "hit")
+      yield* Effect.promise(() => client.del(...foreign))
+    })))
+
+  it.live("garbage in an entry is a miss that is overwritten; strict mode reports it", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const prefix = uniqueName("garbage")
+      const client = yield* inspector
+      const { cacheable } = probe()
+      const lookup = ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })
+      yield* Effect.provide(lookup, ResponseCache.layerRedis({ url, prefix }))
+      const [entryKey] = yield* scanAll(client, `${prefix}:*:e:*`)
+      const generation = yield* Effect.promise(() => client.get(`${prefix}:{ns:tenant:a:v1}:g`))
+      yield* Effect.promise(() => client.set(entryKey!, `${generation}|0|{not json`, "PX", 60_000))
+      const strict = yield* Effect.flip(Effect.provide(lookup, ResponseCache.layerRedis({ url, prefix, strict: true })))
+      assert.strictEqual(strict._tag === "SerdeError" && strict.subject, "entry")
+      const healed = yield* Effect.provide(Effect.zip(lookup, lookup), ResponseCache.layerRedis({ url, prefix }))
+      assert.deepStrictEqual(healed.map((r) => r.outcome), ["miss", "hit"])
+    })))
+
+  describe("against a port where nothing listens", () => {
+    it.live("builds, answers from the resolver (bypass), and surfaces RedisError when strict or purging", () =>
+      Effect.gen(function*() {
+        const port = yield* Effect.promise(freePort)
+        const down = `redis://127.0.0.1:${port}`
+        const { cacheable, state } = probe()
+        const lookup = ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })
+        const open = ResponseCache.layerRedis({ url: down, commandTimeout: 200 })
+        assert.deepStrictEqual(yield* Effect.provide(lookup, open), { value: 11, outcome: "bypass" })
+        assert.deepStrictEqual(yield* Effect.provide(lookup, open), { value: 12, outcome: "bypass" })
+        assert.strictEqual(state.runs, 2)
+        const strict = ResponseCache.layerRedis({ url: down, strict: true, commandTimeout: 200 })
+        assert.strictEqual((yield* Effect.flip(Effect.provide(lookup, strict)))._tag, "RedisError")
+        for (const op of [
+          ResponseCache.purgeNamespace("tenant:a:v1"),
+          ResponseCache.invalidateNamespace("tenant:a:v1"),
+          ResponseCache.get(cacheable, { tenant: "a", n: 1 }),
+          ResponseCache.set(cacheable, { tenant: "a", n: 1 }, 1),
+          Stream.runDrain(ResponseCache.sweepNamespace("tenant:a:v1"))
+        ]) {
+          const error = yield* Effect.flip(Effect.provide(op as Effect.Effect<unknown, any, ResponseCache.ResponseCache>, open))
+          assert.strictEqual(error._tag, "RedisError")
+          assert.match(error.message, /^Redis .+ failed: /)
+        }
+      }))
+  })
+
+  it.live("layerRedisConfig reads its options from the application's Config", () =>
+    Effect.gen(function*() {
+      const prefix = uniqueName("cfg")
+      const { cacheable } = probe()
+      const layer = ResponseCache.layerRedisConfig({
+        url: Config.redacted("CACHE_REDIS_URL"),
+        prefix: Config.string("CACHE_PREFIX")
+      })
+      const result = yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 }).pipe(
+        Effect.provide(layer),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["CACHE_REDIS_URL", url], ["CACHE_PREFIX", prefix]])))
+      )
+      assert.strictEqual(result.outcome, "miss")
+      const missing = yield* Effect.flip(ResponseCache.get(cacheable, { tenant: "a", n: 1 }).pipe(
+        Effect.provide(layer),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+      ))
+      assert.strictEqual(missing._tag, "ConfigError" as never)
+    }))
+
+  it.live("a namespace of 100,000 entries is swept in SCAN pages and batched UNLINKs, never with KEYS", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const prefix = uniqueName("big")
+      const client = yield* inspector
+      const { cacheable } = probe({ policy: CachePolicy.make({ ttl: "10 minutes" }) })
+      const sweep = Effect.gen(function*() {
+        yield* Effect.forEach(
+          Array.from({ length: 100_000 }, (_, n) => n),
+          (n) => ResponseCache.set(cacheable, { tenant: "big", n }, n),
+          { concurrency: 512, discard: true }
+        )
+        yield* ResponseCache.set(cacheable, { tenant: "small", n: 1 }, 1)
+        yield* Effect.promise(() => client.config("SET", "slowlog-log-slower-than", "10000"))
+        yield* Effect.promise(() => client.slowlog("RESET"))
+        yield* Effect.promise(() => client.config("RESETSTAT"))
+        const pages = yield* Stream.runCollect(
+          Stream.unwrap(Effect.as(ResponseCache.invalidateNamespace("tenant:big:v1"), ResponseCache.sweepNamespace("tenant:big:v1")))
+        )
+        return Array.from(pages)
+      }).pipe(Effect.provide(ResponseCache.layerRedis({ url, prefix, commandTimeout: 5000 })))
+      const pages = yield* sweep
+      assert.strictEqual(pages.reduce((a, b) => a + b, 0), 100_000)
+      assert.isAbove(pages.length, 50)
+      const stats = yield* Effect.promise(() => client.info("commandstats"))
+      assert.notMatch(stats, /cmdstat_keys:/)
+      assert.match(stats, /cmdstat_scan:calls=\d+/)
+      // Nothing the sweep sent took 10 ms or more.
+      assert.deepStrictEqual(yield* Effect.promise(() => client.slowlog("GET", 10)), [])
+      assert.strictEqual((yield* scanAll(client, `${prefix}:{ns:tenant:big:v1}:e:*`)).length, 0)
+      assert.strictEqual((yield* scanAll(client, `${prefix}:{ns:tenant:small:v1}:e:*`)).length, 1)
+    })), 120_000)
+})
