@@ -1,0 +1,114 @@
+/**
+ * The seed's example: a tenant's ledger snapshot (its balance as of a date, aggregated over its journal), cached
+ * per tenant. The service in `src/service` resolves it from its ledger; `demo` is the seed's stub resolver.
+ *
+ * @since 0.1.0
+ */
+import * as BigDecimal from "effect/BigDecimal"
+import * as DateTime from "effect/DateTime"
+import * as Effect from "effect/Effect"
+import * as Schema from "effect/Schema"
+import * as Cacheable from "../Cacheable.js"
+import * as CachePolicy from "../CachePolicy.js"
+
+/**
+ * A calendar date, `YYYY-MM-DD`, that exists (2024-02-30 does not).
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const IsoDate = Schema.String.pipe(
+  Schema.pattern(/^\d{4}-\d{2}-\d{2}$/, { message: () => "expected a date as YYYY-MM-DD" }),
+  Schema.filter((s) => {
+    const date = new Date(`${s}T00:00:00Z`)
+    return (!Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === s) || `${s} is not a calendar date`
+  }),
+  Schema.brand("IsoDate")
+)
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export type IsoDate = typeof IsoDate.Type
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export const LedgerSnapshotQuery = Schema.Struct({
+  tenantId: Schema.UUID,
+  asOf: IsoDate
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export type LedgerSnapshotQuery = typeof LedgerSnapshotQuery.Type
+
+/**
+ * The balance is an exact decimal (stored as its string), never a float.
+ *
+ * @since 0.1.0
+ * @category schemas
+ */
+export const LedgerSnapshot = Schema.Struct({
+  tenantId: Schema.UUID,
+  asOf: IsoDate,
+  balance: Schema.BigDecimal,
+  entries: Schema.NonNegativeInt,
+  generatedAt: Schema.DateTimeUtc
+})
+
+/**
+ * @since 0.1.0
+ * @category schemas
+ */
+export type LedgerSnapshot = typeof LedgerSnapshot.Type
+
+/**
+ * The namespace of a tenant's cached responses: invalidating it drops every snapshot of that tenant.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const tenantNamespace = (tenantId: string): string => `tenant:${tenantId}:v1`
+
+/**
+ * Ledger snapshots as a `Cacheable`, resolved by `resolve`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const cacheable = <E, R>(
+  resolve: (query: LedgerSnapshotQuery) => Effect.Effect<LedgerSnapshot, E, R>,
+  policy: CachePolicy.CachePolicy = CachePolicy.medium
+): Cacheable.Cacheable<LedgerSnapshotQuery, LedgerSnapshot, E, R> =>
+  Cacheable.make({
+    name: "ledger-snapshot.v1",
+    query: LedgerSnapshotQuery,
+    response: LedgerSnapshot,
+    namespace: (query) => tenantNamespace(query.tenantId),
+    policy,
+    resolve
+  })
+
+/**
+ * The seed's stub: a heavy computation (120 ms) that answers a balance of 1234.56.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const demo = cacheable((query) =>
+  Effect.gen(function*() {
+    yield* Effect.sleep("120 millis")
+    return {
+      tenantId: query.tenantId,
+      asOf: query.asOf,
+      balance: BigDecimal.make(123456n, 2),
+      entries: 0,
+      generatedAt: yield* DateTime.now
+    }
+  })
+)
