@@ -21,9 +21,17 @@ import { TimeError } from "./CacheError.js"
  */
 export interface CachePolicy {
   readonly ttl: Duration.Duration
+  /** Past its fresh time, an entry is served at once for this long while one background refresh runs. */
   readonly staleWhileRevalidate: Duration.Duration
+  /** When the resolver fails, an entry past its fresh time by less than this is served instead of the error. */
   readonly staleIfError: Duration.Duration
+  /** Each write's fresh time is shortened by a uniform random fraction up to this, in [0, 1]. */
   readonly jitter: number
+  /**
+   * Cross-process stampede protection (Redis layers): the first process to miss takes a lock this long and
+   * resolves; the others wait for its value, at most this long, instead of resolving. Zero: no lock.
+   */
+  readonly lock: Duration.Duration
 }
 
 /**
@@ -40,6 +48,7 @@ export const make = (options: {
   readonly staleWhileRevalidate?: Duration.DurationInput | undefined
   readonly staleIfError?: Duration.DurationInput | undefined
   readonly jitter?: number | undefined
+  readonly lock?: Duration.DurationInput | undefined
 }): CachePolicy => {
   const problems: Array<string> = []
   const decode = (field: string, input: Duration.DurationInput | undefined): Duration.Duration =>
@@ -51,7 +60,8 @@ export const make = (options: {
     ttl: decode("ttl", options.ttl),
     staleWhileRevalidate: decode("staleWhileRevalidate", options.staleWhileRevalidate),
     staleIfError: decode("staleIfError", options.staleIfError),
-    jitter: options.jitter ?? 0
+    jitter: options.jitter ?? 0,
+    lock: decode("lock", options.lock)
   }
   return problems.length === 0 ? policy : Object.assign(policy, { [invalidInput]: problems.join("; ") })
 }
@@ -93,6 +103,8 @@ export interface Resolved {
   /** How long an entry is kept after its fresh time ends: the larger stale window. */
   readonly graceMs: number
   readonly jitter: number
+  /** 0: no cross-process lock. */
+  readonly lockMs: number
 }
 
 /**
@@ -113,6 +125,8 @@ export const resolve = (policy: CachePolicy): Effect.Effect<Resolved, TimeError>
   if (!Number.isFinite(staleWhileRevalidateMs) || !Number.isFinite(staleIfErrorMs)) {
     return Effect.fail(new TimeError({ reason: "staleWhileRevalidate and staleIfError must be finite" }))
   }
+  const lockMs = Duration.toMillis(policy.lock ?? Duration.zero)
+  if (!Number.isFinite(lockMs)) return Effect.fail(new TimeError({ reason: "lock must be finite" }))
   const jitter = policy.jitter
   if (typeof jitter !== "number" || Number.isNaN(jitter) || jitter < 0 || jitter > 1) {
     return Effect.fail(new TimeError({ reason: `jitter must be a number in [0, 1], got ${String(jitter)}` }))
@@ -122,7 +136,8 @@ export const resolve = (policy: CachePolicy): Effect.Effect<Resolved, TimeError>
     staleWhileRevalidateMs: Math.floor(staleWhileRevalidateMs),
     staleIfErrorMs: Math.floor(staleIfErrorMs),
     graceMs: Math.floor(Math.max(staleWhileRevalidateMs, staleIfErrorMs)),
-    jitter
+    jitter,
+    lockMs: Math.ceil(lockMs)
   })
 }
 

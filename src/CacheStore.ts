@@ -12,6 +12,7 @@
  * @since 0.1.0
  */
 import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
 import type { RedisError } from "./CacheError.js"
 import type { CacheKey, NamespaceKeys } from "./CacheKey.js"
@@ -75,4 +76,16 @@ export interface CacheStore {
   readonly renewGeneration: (namespace: NamespaceKeys, token: string) => Effect.Effect<void, RedisError>
   /** Pages through the namespace's entries, removing those its current generation does not count. */
   readonly sweep: (namespace: NamespaceKeys) => Stream.Stream<number, RedisError>
+  /**
+   * Takes the entry's cross-process resolve lock for `ttlMs` (SET NX PX); false when another holds it. A store
+   * without other processes always grants it.
+   */
+  readonly acquireLock: (key: CacheKey, token: string, ttlMs: number) => Effect.Effect<boolean, RedisError>
+  /** Releases the lock if `token` still holds it, and wakes the processes waiting on the entry. */
+  readonly releaseLock: (key: CacheKey, token: string) => Effect.Effect<void, RedisError>
+  /**
+   * Listens for the entry's lock being released (its value landed, or its resolve gave up) for the scope; the
+   * effect returned completes at the next release after the previous one it reported.
+   */
+  readonly listenForRelease: (key: CacheKey) => Effect.Effect<Effect.Effect<void>, RedisError, Scope.Scope>
 }

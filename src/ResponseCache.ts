@@ -33,6 +33,7 @@ import { Redis as IORedis } from "ioredis"
 import type { Cacheable } from "./Cacheable.js"
 import type { CacheError } from "./CacheError.js"
 import { checkPrefix } from "./CacheKey.js"
+import * as CircuitBreaker from "./CacheStore/CircuitBreaker.js"
 import * as MemoryStore from "./CacheStore/Memory.js"
 import * as RedisStore from "./CacheStore/Redis.js"
 import * as internal from "./internal/responseCache.js"
@@ -192,6 +193,14 @@ export interface RedisOptions {
   readonly strict?: boolean | undefined
   /** Bound on every Redis command; default 500 ms. */
   readonly commandTimeout?: Duration.DurationInput | undefined
+  /**
+   * After `failures` store calls in a row fail (default 5), stop calling Redis for `cooldown` (default 1 second),
+   * then probe with one call.
+   */
+  readonly circuitBreaker?: {
+    readonly failures?: number | undefined
+    readonly cooldown?: Duration.DurationInput | undefined
+  } | undefined
 }
 
 /**
@@ -281,7 +290,12 @@ export const layerRedis = (options: RedisOptions = {}): Layer.Layer<ResponseCach
         url,
         commandTimeout: Duration.decode(options.commandTimeout ?? Duration.millis(500))
       })
-      return yield* internal.make(RedisStore.make(client), { prefix, strict: options.strict ?? false })
+      const store = yield* RedisStore.make(client, { channel: `${prefix}:lock-released` })
+      const breaker = {
+        failures: options.circuitBreaker?.failures ?? 5,
+        cooldownMs: Duration.toMillis(Duration.decode(options.circuitBreaker?.cooldown ?? Duration.seconds(1)))
+      }
+      return yield* internal.make(CircuitBreaker.make(store, breaker), { prefix, strict: options.strict ?? false })
     })
   )
 

@@ -97,6 +97,11 @@ export const make = (options: { readonly capacity: number }): CacheStore => {
         if (generation !== undefined) generations.set(namespace.generation, { token, expiresAt: generation.expiresAt })
       }),
 
+    // One process: single flight already makes one resolve per key, so the lock is always free.
+    acquireLock: () => Effect.succeed(true),
+    releaseLock: () => Effect.void,
+    listenForRelease: () => Effect.succeed(Effect.never),
+
     sweep: (namespace) =>
       Stream.suspend(() => {
         // Like SCAN, the keys are listed up front and each page checks them again against the generation of

@@ -9,6 +9,7 @@
  */
 import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type { Redis } from "ioredis"
 import { RedisError } from "../CacheError.js"
@@ -60,6 +61,14 @@ if #dead == 0 then return 0 end
 return redis.call('UNLINK', unpack(dead))
 `
 
+// KEYS: lock. ARGV: token, channel, entry key. Deletes the lock only if `token` holds it, then tells the waiting
+// processes that this entry's resolve is over (its value landed, or it gave up).
+const releaseScript = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+`
+
 /**
  * The scripts as ioredis commands.
  *
@@ -77,6 +86,7 @@ export interface ScriptCommands {
     ttlMs: number
   ): Promise<number>
   rcSweep(numberOfKeys: number, ...keys: Array<string>): Promise<number>
+  rcRelease(lock: string, token: string, channel: string, entry: string): Promise<number>
 }
 
 /**
@@ -97,6 +107,7 @@ export const defineScripts = (client: Redis): ScriptedRedis => {
   client.defineCommand("rcLookup", { numberOfKeys: 2, lua: lookupScript })
   client.defineCommand("rcWrite", { numberOfKeys: 2, lua: writeScript })
   client.defineCommand("rcSweep", { lua: sweepScript })
+  client.defineCommand("rcRelease", { numberOfKeys: 1, lua: releaseScript })
   return client as ScriptedRedis
 }
 
@@ -121,45 +132,128 @@ const parseLookup = (reply: Array<string | number>): Lookup => {
 }
 
 /**
+ * The store over a client. `channel` carries lock releases; its subscriber connection is opened the first time a
+ * process waits on another's resolve, and closed with the scope.
+ *
  * @since 0.1.0
  * @category constructors
  */
-export const make = (client: ScriptedRedis): CacheStore => ({
-  lookup: (key, create) =>
-    Effect.map(
-      call("lookup", () =>
-        client.rcLookup(key.namespace.generation, key.entry, create?.token ?? "", create?.ttlMs ?? 0)),
-      parseLookup
-    ),
+export const make = (
+  client: ScriptedRedis,
+  options: { readonly channel: string }
+): Effect.Effect<CacheStore, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const { channel } = options
+    const listeners = new Map<string, Set<() => void>>()
+    let subscriber: Redis | undefined
+    let subscribed: Promise<unknown> | undefined
 
-  write: (key, write) =>
-    Effect.map(
-      call("write", () =>
-        client.rcWrite(
-          key.namespace.generation,
-          key.entry,
-          write.expected ?? "",
-          write.token,
-          `${write.graceMs}|${write.payload}`,
-          write.ttlMs
-        )),
-      (stored) => stored === 1
-    ),
+    yield* Effect.addFinalizer(() => Effect.sync(() => subscriber?.disconnect()))
 
-  remove: (key) => Effect.asVoid(call("unlink", () => client.unlink(key.entry))),
-
-  renewGeneration: (namespace, token) =>
-    Effect.asVoid(call("renew generation", () => client.set(namespace.generation, token, "KEEPTTL", "XX"))),
-
-  sweep: (namespace) =>
-    Stream.paginateEffect("0", (cursor) =>
-      Effect.gen(function*() {
-        const [next, keys] = yield* call("scan", () =>
-          client.scan(cursor, "MATCH", namespace.entryPattern, "COUNT", scanPageSize))
-        const removed = keys.length === 0
-          ? 0
-          : yield* call("sweep", () => client.rcSweep(keys.length + 1, namespace.generation, ...keys))
-        return [removed, next === "0" ? Option.none() : Option.some(next)] as const
+    const ensureSubscribed = call("subscribe", () => {
+      if (subscriber === undefined) {
+        subscriber = client.duplicate({ lazyConnect: true, enableOfflineQueue: true })
+        subscriber.on("error", () => {})
+        subscriber.on("message", (_channel: string, entry: string) => {
+          const waiting = listeners.get(entry)
+          if (waiting !== undefined) for (const wake of waiting) wake()
+        })
+      }
+      const sub = subscriber
+      subscribed ??= sub.connect().then(() => sub.subscribe(channel)).catch((error) => {
+        // Try again on the next wait; ioredis resubscribes by itself after later reconnects.
+        subscribed = undefined
+        sub.disconnect()
+        throw error
       })
-    )
-})
+      return subscribed
+    })
+
+    const store: CacheStore = {
+      lookup: (key, create) =>
+        Effect.map(
+          call("lookup", () =>
+            client.rcLookup(key.namespace.generation, key.entry, create?.token ?? "", create?.ttlMs ?? 0)),
+          parseLookup
+        ),
+
+      write: (key, write) =>
+        Effect.map(
+          call("write", () =>
+            client.rcWrite(
+              key.namespace.generation,
+              key.entry,
+              write.expected ?? "",
+              write.token,
+              `${write.graceMs}|${write.payload}`,
+              write.ttlMs
+            )),
+          (stored) => stored === 1
+        ),
+
+      remove: (key) => Effect.asVoid(call("unlink", () => client.unlink(key.entry))),
+
+      renewGeneration: (namespace, token) =>
+        Effect.asVoid(call("renew generation", () => client.set(namespace.generation, token, "KEEPTTL", "XX"))),
+
+      sweep: (namespace) =>
+        Stream.paginateEffect("0", (cursor) =>
+          Effect.gen(function*() {
+            const [next, keys] = yield* call("scan", () =>
+              client.scan(cursor, "MATCH", namespace.entryPattern, "COUNT", scanPageSize))
+            const removed = keys.length === 0
+              ? 0
+              : yield* call("sweep", () => client.rcSweep(keys.length + 1, namespace.generation, ...keys))
+            return [removed, next === "0" ? Option.none() : Option.some(next)] as const
+          })
+        ),
+
+      acquireLock: (key, token, ttlMs) =>
+        Effect.map(call("lock", () => client.set(key.lock, token, "PX", ttlMs, "NX")), (reply) => reply === "OK"),
+
+      releaseLock: (key, token) =>
+        Effect.asVoid(call("unlock", () => client.rcRelease(key.lock, token, channel, key.entry))),
+
+      listenForRelease: (key) =>
+        Effect.gen(function*() {
+          yield* ensureSubscribed
+          // Releases are counted from the moment we listen, so one that lands between a check and the wait
+          // still wakes the waiter.
+          let released = 0
+          let reported = 0
+          let wake: (() => void) | undefined
+          const listener = () => {
+            released++
+            wake?.()
+          }
+          yield* Effect.acquireRelease(
+            Effect.sync(() => {
+              const set = listeners.get(key.entry) ?? new Set()
+              set.add(listener)
+              listeners.set(key.entry, set)
+            }),
+            () =>
+              Effect.sync(() => {
+                const set = listeners.get(key.entry)
+                set?.delete(listener)
+                if (set?.size === 0) listeners.delete(key.entry)
+              })
+          )
+          return Effect.async<void>((resume) => {
+            if (released > reported) {
+              reported = released
+              return resume(Effect.void)
+            }
+            wake = () => {
+              wake = undefined
+              reported = released
+              resume(Effect.void)
+            }
+            return Effect.sync(() => {
+              wake = undefined
+            })
+          })
+        })
+    }
+    return store
+  })

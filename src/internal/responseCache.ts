@@ -3,6 +3,8 @@
  * fail-open, spans and metrics. Both layers build their service with `make`.
  */
 import { randomBytes } from "node:crypto"
+import * as Cause from "effect/Cause"
+import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -28,8 +30,11 @@ type Result<A> = ResponseCache.WithOutcome<A>
 
 interface Flight {
   readonly deferred: Deferred.Deferred<Result<unknown>, unknown>
+  /** Callers awaiting the outcome. */
   waiters: number
   fiber: Fiber.RuntimeFiber<unknown> | undefined
+  /** A stale-while-revalidate refresh: it runs to its end even when no caller waits. */
+  readonly background: boolean
 }
 
 type AnySchema = Schema.Schema<any, any, never>
@@ -83,8 +88,8 @@ const tokenSource = () => {
 }
 
 /**
- * Builds the service over a store. The scope is the layer's: resolves shared by several callers run in it, so
- * they outlive the caller that started them and stop when the layer does.
+ * Builds the service over a store. The scope is the layer's: resolves shared by several callers, and background
+ * refreshes, run in it, so they outlive the caller that started them and stop when the layer does.
  */
 export const make = (
   store: CacheStore,
@@ -106,8 +111,8 @@ export const make = (
         Effect.annotateLogs({ operation: error.operation, cause: error.message })
       )
 
-    /** Resolve, validate and store under the generation read before resolving. */
-    const resolveAndStore = <Q, A, E, R>(
+    /** Resolve, validate, and store under the generation read before resolving. */
+    const resolveAndWrite = <Q, A, E, R>(
       cacheable: Cacheable.Cacheable<Q, A, E, R>,
       query: Q,
       key: CacheKey.CacheKey,
@@ -131,6 +136,71 @@ export const make = (
         return { value, outcome: "bypass" as const }
       })
 
+    /**
+     * The entry as the store has it now, if it is of `generation` (when given) and fresh.
+     */
+    const freshEntry = <A>(
+      schema: Schema.Schema<A, any, never>,
+      key: CacheKey.CacheKey,
+      generation: string | undefined
+    ): Effect.Effect<Option.Option<A>, RedisError> =>
+      Effect.map(store.lookup(key, undefined), ({ entry, generation: current }) => {
+        if (entry === undefined || entry.remainingMs <= entry.graceMs) return Option.none()
+        if (generation !== undefined && current !== generation) return Option.none()
+        return Either.getRight(decodeEntry(schema, entry.payload))
+      })
+
+    /**
+     * Cross-process stampede protection: take the entry's lock and resolve, or wait (woken by the lock's release,
+     * at most `lockMs`) for the process that holds it to store the value. Store failures fall back to resolving.
+     */
+    const resolveUnderLock = <Q, A, E, R>(
+      cacheable: Cacheable.Cacheable<Q, A, E, R>,
+      query: Q,
+      key: CacheKey.CacheKey,
+      policy: CachePolicy.Resolved,
+      generation: string
+    ): Effect.Effect<Result<A>, E | CacheError, R> => {
+      const token = nextToken()
+      const resolveHolding = resolveAndWrite(cacheable, query, key, policy, generation).pipe(
+        Effect.ensuring(Effect.ignore(store.releaseLock(key, token)))
+      )
+      const waitForHolder = Effect.gen(function*() {
+        const deadline = (yield* Clock.currentTimeMillis) + policy.lockMs
+        const released = yield* store.listenForRelease(key)
+        while (true) {
+          const value = yield* freshEntry(cacheable.response, key, generation)
+          if (Option.isSome(value)) return { _tag: "Delivered", value: value.value } as const
+          if (yield* store.acquireLock(key, token, policy.lockMs)) return { _tag: "Acquired" } as const
+          const remaining = deadline - (yield* Clock.currentTimeMillis)
+          if (remaining <= 0) return { _tag: "TimedOut" } as const
+          yield* Effect.timeoutOption(released, remaining)
+        }
+      }).pipe(Effect.scoped)
+      return Effect.flatMap(Effect.either(store.acquireLock(key, token, policy.lockMs)), (acquired) => {
+        if (Either.isLeft(acquired)) return resolveAndWrite(cacheable, query, key, policy, generation)
+        if (acquired.right) return resolveHolding
+        return Effect.flatMap(Effect.either(waitForHolder), (waited) => {
+          if (Either.isLeft(waited) || waited.right._tag === "TimedOut") {
+            return resolveAndWrite(cacheable, query, key, policy, generation)
+          }
+          if (waited.right._tag === "Acquired") return resolveHolding
+          return Effect.succeed({ value: waited.right.value, outcome: "coalesced" as const })
+        })
+      })
+    }
+
+    const resolveAndStore = <Q, A, E, R>(
+      cacheable: Cacheable.Cacheable<Q, A, E, R>,
+      query: Q,
+      key: CacheKey.CacheKey,
+      policy: CachePolicy.Resolved,
+      generation: string
+    ): Effect.Effect<Result<A>, E | CacheError, R> =>
+      policy.lockMs > 0
+        ? resolveUnderLock(cacheable, query, key, policy, generation)
+        : resolveAndWrite(cacheable, query, key, policy, generation)
+
     const awaitFlight = <A, E>(
       flight: Flight,
       flightKey: string,
@@ -139,11 +209,12 @@ export const make = (
     ): Effect.Effect<Result<A>, E> => {
       flight.waiters++
       const waiting = restore(Deferred.await(flight.deferred as Deferred.Deferred<Result<A>, E>)).pipe(
+        Effect.ensuring(Effect.sync(() => flight.waiters--)),
         Effect.onInterrupt(() =>
           Effect.suspend(() => {
-            // The last caller to leave takes the resolve down with it; anyone still waiting keeps it going.
-            flight.waiters--
-            if (flight.waiters > 0 || flight.fiber === undefined) return Effect.void
+            // The last caller to leave takes the resolve down with it; anyone still waiting keeps it going, and
+            // a background refresh runs to its end whoever waits.
+            if (flight.waiters > 0 || flight.background || flight.fiber === undefined) return Effect.void
             if (flights.get(flightKey) === flight) flights.delete(flightKey)
             return Fiber.interruptFork(flight.fiber)
           })
@@ -153,31 +224,80 @@ export const make = (
     }
 
     /**
-     * Single flight: the first caller for a key and generation forks the resolve into the layer's scope; every
-     * caller, the first included, awaits its outcome. The generation is part of the flight's key, so a call that
-     * reads a newer generation (after an invalidation) never joins a resolve that started before it.
+     * Single flight: the first caller for a key and generation forks the resolve into the layer's scope. The
+     * generation is part of the flight's key, so a call that reads a newer generation (after an invalidation)
+     * never joins a resolve that started before it.
      */
+    const startOrJoin = <A, E, R>(
+      flightKey: string,
+      resolve: Effect.Effect<Result<A>, E, R>,
+      background: boolean
+    ): Effect.Effect<{ readonly flight: Flight; readonly leader: boolean }, never, R> =>
+      Effect.suspend((): Effect.Effect<{ readonly flight: Flight; readonly leader: boolean }, never, R> => {
+        const existing = flights.get(flightKey)
+        if (existing !== undefined) return Effect.succeed({ flight: existing, leader: false })
+        const flight: Flight = {
+          deferred: Deferred.unsafeMake(FiberId.none),
+          waiters: 0,
+          fiber: undefined,
+          background
+        }
+        flights.set(flightKey, flight)
+        const run = resolve.pipe(
+          Effect.exit,
+          Effect.flatMap((exit) => Deferred.done(flight.deferred, exit as Exit.Exit<Result<unknown>, unknown>)),
+          Effect.ensuring(Effect.sync(() => {
+            if (flights.get(flightKey) === flight) flights.delete(flightKey)
+          })),
+          Effect.interruptible
+        )
+        return Effect.map(Effect.forkIn(run, scope), (fiber) => {
+          flight.fiber = fiber
+          return { flight, leader: true }
+        })
+      })
+
     const shared = <A, E, R>(flightKey: string, resolve: Effect.Effect<Result<A>, E, R>) =>
       Effect.uninterruptibleMask((restore) =>
-        Effect.suspend(() => {
-          const existing = flights.get(flightKey)
-          if (existing !== undefined) return awaitFlight<A, E>(existing, flightKey, restore, false)
-          const flight: Flight = { deferred: Deferred.unsafeMake(FiberId.none), waiters: 0, fiber: undefined }
-          flights.set(flightKey, flight)
-          const run = resolve.pipe(
-            Effect.exit,
-            Effect.flatMap((exit) => Deferred.done(flight.deferred, exit as Exit.Exit<Result<unknown>, unknown>)),
-            Effect.ensuring(Effect.sync(() => {
-              if (flights.get(flightKey) === flight) flights.delete(flightKey)
-            })),
-            Effect.interruptible
-          )
-          return Effect.flatMap(Effect.forkIn(run, scope), (fiber) => {
-            flight.fiber = fiber
-            return awaitFlight<A, E>(flight, flightKey, restore, true)
-          })
-        })
+        Effect.flatMap(
+          startOrJoin(flightKey, resolve, false),
+          ({ flight, leader }) => awaitFlight<A, E>(flight, flightKey, restore, leader)
+        )
       )
+
+    /** A refresh nobody waits for: it joins a resolve already in flight for the key, or starts one. */
+    const refreshInBackground = <A, E, R>(flightKey: string, resolve: Effect.Effect<Result<A>, E, R>) =>
+      Effect.uninterruptible(Effect.asVoid(startOrJoin(
+        flightKey,
+        Effect.tapErrorCause(resolve, (cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.void
+            : Effect.logWarning("ResponseCache: a background refresh failed; the stale entry stays", cause)),
+        true
+      )))
+
+    /**
+     * Stale-if-error: the resolve failed, so serve the entry if it is still within the window. It is read again
+     * first, so an invalidation that happened while the resolver ran is respected.
+     */
+    const staleIfError = <Q, A, E, R>(
+      cacheable: Cacheable.Cacheable<Q, A, E, R>,
+      key: CacheKey.CacheKey,
+      policy: CachePolicy.Resolved,
+      cause: Cause.Cause<E | CacheError>
+    ): Effect.Effect<Result<A>, E | CacheError> =>
+      Effect.flatMap(Effect.either(store.lookup(key, undefined)), (lookup) => {
+        const entry = Either.isRight(lookup) ? lookup.right.entry : undefined
+        if (entry === undefined || entry.graceMs - entry.remainingMs >= policy.staleIfErrorMs) {
+          return Effect.failCause(cause)
+        }
+        const decoded = decodeEntry(cacheable.response, entry.payload)
+        if (Either.isLeft(decoded)) return Effect.failCause(cause)
+        return Effect.as(
+          Effect.logWarning("ResponseCache: the resolver failed; serving the entry within staleIfError", cause),
+          { value: decoded.right, outcome: entry.remainingMs > entry.graceMs ? "hit" as const : "stale" as const }
+        )
+      })
 
     const lookupOrResolve = <Q, A, E, R>(
       cacheable: Cacheable.Cacheable<Q, A, E, R>,
@@ -197,17 +317,31 @@ export const make = (
           yield* encodeResponse(cacheable.response, value)
           return { value, outcome: "bypass" as const }
         }
-        const { entry, generation } = lookup.right
-        if (entry !== undefined && entry.remainingMs > entry.graceMs) {
+        const { entry } = lookup.right
+        const generation = lookup.right.generation!
+        const flightKey = `${key.entry}\u0000${generation}`
+        const resolve = resolveAndStore(cacheable, query, key, policy, generation)
+        let staleIfErrorApplies = false
+        if (entry !== undefined) {
           const decoded = decodeEntry(cacheable.response, entry.payload)
-          if (Either.isRight(decoded)) return { value: decoded.right, outcome: "hit" as const }
-          // A corrupt entry is a miss that the resolve below overwrites, unless the caller asked to hear of it.
-          if (strict) return yield* decoded.left
+          if (Either.isRight(decoded)) {
+            // How long the entry is past its fresh time, by the store's own clock (negative: still fresh).
+            const staleForMs = entry.graceMs - entry.remainingMs
+            if (staleForMs < 0) return { value: decoded.right, outcome: "hit" as const }
+            if (staleForMs < policy.staleWhileRevalidateMs) {
+              yield* refreshInBackground(flightKey, resolve)
+              return { value: decoded.right, outcome: "stale" as const }
+            }
+            staleIfErrorApplies = staleForMs < policy.staleIfErrorMs
+          } else if (strict) {
+            return yield* decoded.left
+          }
+          // A corrupt entry is a miss that the resolve overwrites, unless the caller asked to hear of it.
         }
-        return yield* shared(
-          `${key.entry}\u0000${generation}`,
-          resolveAndStore(cacheable, query, key, policy, generation!)
-        )
+        const fresh = shared(flightKey, resolve)
+        if (!staleIfErrorApplies) return yield* fresh
+        return yield* Effect.catchAllCause(fresh, (cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : staleIfError(cacheable, key, policy, cause))
       })
 
     const getOrResolveWithOutcome = <Q, A, E, R>(

@@ -1,0 +1,76 @@
+/**
+ * A circuit breaker around a store. After `failures` store calls in a row have failed, it stops calling the store
+ * for `cooldown`, failing at once instead — so while Redis is down or hung, `getOrResolve` answers from the
+ * resolver at the resolver's own speed rather than waiting out a timeout per call. After the cool-down one call
+ * goes through as a probe: success closes the circuit, failure opens it for another cool-down.
+ *
+ * Time comes from Effect's `Clock`.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
+import * as Stream from "effect/Stream"
+import { RedisError } from "../CacheError.js"
+import type { CacheStore } from "../CacheStore.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Consecutive failures that open the circuit. */
+  readonly failures: number
+  /** How long an open circuit stays open before a probe. */
+  readonly cooldownMs: number
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (store: CacheStore, options: Options): CacheStore => {
+  let consecutiveFailures = 0
+  let openUntil = 0
+  let probing = false
+
+  const open = (operation: string) =>
+    Effect.fail(new RedisError({ operation, cause: new Error("circuit open: the store failed repeatedly") }))
+
+  const guard = <A, R>(
+    operation: string,
+    effect: Effect.Effect<A, RedisError, R>
+  ): Effect.Effect<A, RedisError, R> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      if (openUntil > now || (openUntil !== 0 && probing)) return open(operation)
+      const probe = openUntil !== 0
+      if (probe) probing = true
+      return Effect.onExit(effect, (exit) =>
+        Effect.flatMap(Clock.currentTimeMillis, (end) =>
+          Effect.sync(() => {
+            if (probe) probing = false
+            if (Exit.isSuccess(exit)) {
+              consecutiveFailures = 0
+              openUntil = 0
+            } else if (!Exit.isInterrupted(exit)) {
+              consecutiveFailures++
+              if (probe || consecutiveFailures >= options.failures) openUntil = end + options.cooldownMs
+            }
+          })
+        ))
+    })
+
+  return {
+    lookup: (key, create) => guard("lookup", store.lookup(key, create)),
+    write: (key, write) => guard("write", store.write(key, write)),
+    remove: (key) => guard("unlink", store.remove(key)),
+    renewGeneration: (namespace, token) => guard("renew generation", store.renewGeneration(namespace, token)),
+    sweep: (namespace) =>
+      Stream.unwrap(Effect.flatMap(Clock.currentTimeMillis, (now) =>
+        openUntil > now ? open("scan") : Effect.succeed(store.sweep(namespace)))),
+    acquireLock: (key, token, ttlMs) => guard("lock", store.acquireLock(key, token, ttlMs)),
+    releaseLock: (key, token) => guard("unlock", store.releaseLock(key, token)),
+    listenForRelease: (key) => guard("subscribe", store.listenForRelease(key))
+  }
+}
