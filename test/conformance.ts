@@ -23,6 +23,8 @@ export interface Backend {
   >
   /** Redis time is Redis's own: those tests run on the live clock. The memory layer runs under TestClock. */
   readonly live: boolean
+  /** Lets `ms` pass: TestClock for memory; real time for Redis, whose expiry is its own. */
+  readonly advance: (ms: number) => Effect.Effect<void>
   /** Checks that an entry written with `ttlMs` lives exactly that long (TestClock or PTTL). */
   readonly expectLifetime: (check: {
     readonly prefix: string
@@ -427,6 +429,108 @@ export const conformance = (backend: Backend) => {
           ]
         )
         assert.isTrue(calls.every((span) => span.status._tag === "Ended"))
+      })))
+
+    // Windows are in tens of ms so that the Redis run, on real time, stays short; checks sit mid-window.
+    const ttl = 200
+    const window = 400
+    const inFlight = Effect.flatMap(ResponseCache.ResponseCache, (cache) => cache.inFlight)
+    const settled = inFlight.pipe(
+      Effect.zipLeft(Effect.yieldNow()),
+      Effect.repeat({ until: (state) => state.resolves === 0 })
+    )
+
+    test("stale-while-revalidate: a stale entry is served at once while one refresh runs", () =>
+      withCache(Effect.gen(function*() {
+        const { cacheable, state } = probe({ policy: CachePolicy.make({ ttl, staleWhileRevalidate: window }) })
+        const query = { tenant: "a", n: 1 }
+        assert.deepStrictEqual(yield* lookup(cacheable, query), { value: 11, outcome: "miss" })
+        yield* backend.advance(ttl + window / 4)
+        const stale = yield* Effect.all(Array.from({ length: 10 }, () => lookup(cacheable, query)), {
+          concurrency: "unbounded"
+        })
+        assert.isTrue(stale.every((r) => r.value === 11 && r.outcome === "stale"))
+        yield* settled
+        assert.strictEqual(state.runs, 2)
+        assert.deepStrictEqual(yield* lookup(cacheable, query), { value: 12, outcome: "hit" })
+        // Past ttl + window nothing is served: the refreshed entry is stale now, the original long gone.
+        yield* backend.advance(ttl + window + 50)
+        assert.deepStrictEqual(yield* lookup(cacheable, query), { value: 13, outcome: "miss" })
+        assert.deepStrictEqual(yield* inFlight, { resolves: 0, callers: 0 })
+      })))
+
+    test("stale-while-revalidate: a failed refresh keeps the stale entry and leaves nothing in flight", () =>
+      withCache(Effect.gen(function*() {
+        const failure = new LedgerUnavailable({ tenant: "a" })
+        const { cacheable, state } = probe({
+          policy: CachePolicy.make({ ttl, staleWhileRevalidate: window }),
+          resolve: (query, run) => run === 2 ? Effect.fail(failure) : Effect.succeed(query.n * 10 + run)
+        })
+        const query = { tenant: "a", n: 1 }
+        yield* lookup(cacheable, query)
+        yield* backend.advance(ttl + window / 4)
+        assert.deepStrictEqual(yield* lookup(cacheable, query), { value: 11, outcome: "stale" })
+        yield* settled
+        assert.deepStrictEqual(yield* lookup(cacheable, query), { value: 11, outcome: "stale" })
+        yield* settled
+        assert.strictEqual(state.runs, 3)
+        assert.deepStrictEqual(yield* lookup(cacheable, query), { value: 13, outcome: "hit" })
+      })))
+
+    test("stale-if-error: a failing resolver is answered by the entry within the window, not after", () =>
+      withCache(Effect.gen(function*() {
+        const failure = new LedgerUnavailable({ tenant: "a" })
+        const { cacheable, state } = probe({
+          policy: CachePolicy.make({ ttl, staleIfError: window }),
+          resolve: (query, run) => run === 1 ? Effect.succeed(query.n * 10 + run) : Effect.fail(failure)
+        })
+        const query = { tenant: "a", n: 1 }
+        yield* lookup(cacheable, query)
+        yield* backend.advance(ttl + window / 4)
+        assert.deepStrictEqual(yield* lookup(cacheable, query), { value: 11, outcome: "stale" })
+        yield* backend.advance(window)
+        const error = yield* Effect.flip(lookup(cacheable, query))
+        assert.strictEqual(error._tag, "LedgerUnavailable")
+        assert.strictEqual(state.runs, 3)
+        assert.deepStrictEqual(yield* inFlight, { resolves: 0, callers: 0 })
+      })))
+
+    test("stale windows never revive an invalidated entry", () =>
+      withCache(Effect.gen(function*() {
+        const failure = new LedgerUnavailable({ tenant: "a" })
+        const { cacheable, state } = probe({
+          policy: CachePolicy.make({ ttl, staleWhileRevalidate: window, staleIfError: window }),
+          resolve: (query, run) => run === 1 ? Effect.succeed(query.n * 10 + run) : Effect.fail(failure)
+        })
+        const query = { tenant: "a", n: 1 }
+        yield* lookup(cacheable, query)
+        yield* ResponseCache.purgeNamespace("tenant:a:v1")
+        yield* backend.advance(ttl + window / 4)
+        // Inside both windows, yet the entry was invalidated: the resolver's error, not the old value.
+        assert.strictEqual((yield* Effect.flip(lookup(cacheable, query)))._tag, "LedgerUnavailable")
+        yield* ResponseCache.set(cacheable, query, 50)
+        yield* ResponseCache.invalidateNamespace("tenant:a:v1")
+        assert.strictEqual((yield* Effect.flip(lookup(cacheable, query)))._tag, "LedgerUnavailable")
+        assert.strictEqual(state.runs, 3)
+      })))
+
+    test("a stale-if-error answer respects an invalidation made while the resolver ran", () =>
+      withCache(Effect.gen(function*() {
+        const { started, gate, resolve } = yield* gated
+        const failure = new LedgerUnavailable({ tenant: "a" })
+        const { cacheable } = probe({
+          policy: CachePolicy.make({ ttl, staleIfError: window }),
+          resolve: (query, run) =>
+            run === 1 ? Effect.succeed(query.n * 10 + run) : Effect.zipRight(resolve(query, run), Effect.fail(failure))
+        })
+        const query = { tenant: "a", n: 1 }
+        yield* lookup(cacheable, query)
+        yield* backend.advance(ttl + window / 4)
+        const call = yield* Effect.fork(lookup(cacheable, query))
+        yield* Deferred.await(started)
+        yield* ResponseCache.invalidateNamespace("tenant:a:v1")
+        yield* Deferred.succeed(gate, void 0)
+        assert.strictEqual((yield* Effect.flip(Fiber.join(call)))._tag, "LedgerUnavailable")
       })))
 
     test("lookups are counted by outcome and cache; resolve time is recorded", () =>

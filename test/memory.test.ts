@@ -8,6 +8,7 @@ import { conformance, probe } from "./conformance.js"
 conformance({
   name: "memory",
   live: false,
+  advance: (ms) => TestClock.adjust(ms),
   layer: (options) => ResponseCache.layerMemory(options),
   expectLifetime: ({ jitter, lookup, ttlMs }) =>
     Effect.gen(function*() {

@@ -33,6 +33,7 @@ const scanAll = (client: Redis, pattern: string) =>
 conformance({
   name: "redis",
   live: true,
+  advance: (ms) => Effect.sleep(ms),
   layer: (options) => ResponseCache.layerRedis({ url, ...options }),
   expectLifetime: ({ entryKey, jitter, lookup, ttlMs }) =>
     Effect.scoped(Effect.gen(function*() {
