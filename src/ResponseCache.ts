@@ -29,7 +29,7 @@ import type * as Option from "effect/Option"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Redis as IORedis } from "ioredis"
+import { Cluster, Redis as IORedis } from "ioredis"
 import type { Cacheable } from "./Cacheable.js"
 import type { CacheError } from "./CacheError.js"
 import { checkPrefix } from "./CacheKey.js"
@@ -223,7 +223,7 @@ const validPrefix = (prefix: string) => {
 /**
  * Waits until the client is ready, or not at all: the layer must build while Redis is down.
  */
-const whenReady = (client: IORedis, timeout: Duration.Duration) =>
+const whenReady = (client: IORedis | Cluster, timeout: Duration.Duration) =>
   Effect.async<void>((resume) => {
     if (client.status === "ready") return resume(Effect.void)
     const onReady = () => resume(Effect.void)
@@ -231,29 +231,33 @@ const whenReady = (client: IORedis, timeout: Duration.Duration) =>
     return Effect.sync(() => client.off("ready", onReady))
   }).pipe(Effect.timeoutOption(timeout), Effect.asVoid)
 
+const commandTimeoutMs = (options: { readonly commandTimeout?: Duration.DurationInput | undefined }) =>
+  Math.max(1, Math.ceil(Duration.toMillis(Duration.decode(options.commandTimeout ?? Duration.millis(500)))))
+
 /**
- * An ioredis client for the cache, closed with the scope. Commands fail at once while disconnected (no offline
- * queue) and after `commandTimeout` when Redis hangs, and the client reconnects in the background by itself.
- *
- * @since 0.1.0
- * @category constructors
+ * Client options shared by a single server and every node of a cluster: commands fail at once while disconnected
+ * (no offline queue that holds them until Redis returns) and after `commandTimeout` when Redis hangs; the client
+ * reconnects in the background by itself.
  */
-export const acquireClient = (options: {
-  readonly url: string
-  readonly commandTimeout: Duration.Duration
-}): Effect.Effect<RedisStore.ScriptedRedis, never, Scope.Scope> => {
-  const commandTimeout = Math.max(1, Math.ceil(Duration.toMillis(options.commandTimeout)))
-  return Effect.acquireRelease(
+const clientOptions = (commandTimeout: number) => ({
+  commandTimeout,
+  connectTimeout: Math.max(1000, commandTimeout),
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 0,
+  autoResendUnfulfilledCommands: false,
+  retryStrategy: (attempt: number) => Math.min(25 * 2 ** attempt, 1000)
+})
+
+/**
+ * A client for the cache, closed with the scope by a release that cannot hang.
+ */
+const acquireClient = (
+  connect: () => IORedis | Cluster,
+  commandTimeout: number
+): Effect.Effect<RedisStore.ScriptedRedis, never, Scope.Scope> =>
+  Effect.acquireRelease(
     Effect.sync(() => {
-      const client = new IORedis(options.url, {
-        commandTimeout,
-        connectTimeout: Math.max(1000, commandTimeout),
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 0,
-        autoResendUnfulfilledCommands: false,
-        enableAutoPipelining: true,
-        retryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000)
-      })
+      const client = connect()
       // Connection errors reach callers as failed commands; without a listener ioredis would print each one.
       client.on("error", () => {})
       return RedisStore.defineScripts(client)
@@ -265,8 +269,27 @@ export const acquireClient = (options: {
         Effect.ignore,
         Effect.ensuring(Effect.sync(() => client.disconnect()))
       )
-  ).pipe(Effect.tap((client) => whenReady(client, options.commandTimeout)))
-}
+  ).pipe(Effect.tap((client) => whenReady(client, Duration.millis(commandTimeout))))
+
+/** The service over a client: the Redis store, behind a circuit breaker, under the shared caching logic. */
+const makeRedisCache = (
+  connect: (commandTimeout: number) => IORedis | Cluster,
+  options: Omit<RedisOptions, "url">
+) =>
+  Effect.gen(function*() {
+    const prefix = yield* validPrefix(options.prefix ?? "rc")
+    const commandTimeout = commandTimeoutMs(options)
+    const client = yield* acquireClient(() => connect(commandTimeout), commandTimeout)
+    const store = yield* RedisStore.make(client, { channel: `${prefix}:lock-released` })
+    const breaker = {
+      failures: options.circuitBreaker?.failures ?? 5,
+      cooldownMs: Duration.toMillis(Duration.decode(options.circuitBreaker?.cooldown ?? Duration.seconds(1)))
+    }
+    return yield* internal.make(CircuitBreaker.make(store, breaker), { prefix, strict: options.strict ?? false })
+  })
+
+const reveal = (secret: string | Redacted.Redacted): string =>
+  Redacted.isRedacted(secret) ? Redacted.value(secret) as string : secret
 
 /**
  * The cache on Redis. Building it never fails because Redis is unreachable: the client connects and reconnects
@@ -279,25 +302,57 @@ export const acquireClient = (options: {
 export const layerRedis = (options: RedisOptions = {}): Layer.Layer<ResponseCache> =>
   Layer.scoped(
     ResponseCache,
-    Effect.gen(function*() {
-      const prefix = yield* validPrefix(options.prefix ?? "rc")
-      const url = options.url === undefined
-        ? "redis://127.0.0.1:6379"
-        : Redacted.isRedacted(options.url)
-        ? Redacted.value(options.url)
-        : options.url
-      const client = yield* acquireClient({
-        url,
-        commandTimeout: Duration.decode(options.commandTimeout ?? Duration.millis(500))
-      })
-      const store = yield* RedisStore.make(client, { channel: `${prefix}:lock-released` })
-      const breaker = {
-        failures: options.circuitBreaker?.failures ?? 5,
-        cooldownMs: Duration.toMillis(Duration.decode(options.circuitBreaker?.cooldown ?? Duration.seconds(1)))
-      }
-      return yield* internal.make(CircuitBreaker.make(store, breaker), { prefix, strict: options.strict ?? false })
-    })
+    makeRedisCache(
+      (commandTimeout) =>
+        new IORedis(reveal(options.url ?? "redis://127.0.0.1:6379"), {
+          ...clientOptions(commandTimeout),
+          enableAutoPipelining: true
+        }),
+      options
+    )
   )
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisClusterOptions extends Omit<RedisOptions, "url"> {
+  /** Some of the cluster's nodes, e.g. `["redis://10.0.0.1:7000"]`; the rest are discovered. */
+  readonly nodes: ReadonlyArray<string | Redacted.Redacted>
+}
+
+/**
+ * The cache on a Redis Cluster, with every guarantee of `layerRedis`. A namespace's keys share one hash tag, so
+ * each namespace lives in one slot (on one shard) and every script runs on one node.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedisCluster = (options: RedisClusterOptions): Layer.Layer<ResponseCache> =>
+  Layer.scoped(
+    ResponseCache,
+    makeRedisCache(
+      (commandTimeout) =>
+        new Cluster(options.nodes.map(reveal), {
+          enableOfflineQueue: false,
+          enableAutoPipelining: true,
+          clusterRetryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000),
+          redisOptions: clientOptions(commandTimeout)
+        }),
+      options
+    )
+  )
+
+/**
+ * `layerRedisCluster` with its options read from `Config`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedisClusterConfig = (
+  options: Config.Config.Wrap<RedisClusterOptions>
+): Layer.Layer<ResponseCache, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layerRedisCluster))
 
 /**
  * `layerRedis` with its options read from `Config`: the application names the variables, e.g.

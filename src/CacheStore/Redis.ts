@@ -11,7 +11,8 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import type { Redis } from "ioredis"
+import calculateSlot from "cluster-key-slot"
+import type { Cluster, Redis } from "ioredis"
 import { RedisError } from "../CacheError.js"
 import type { CacheStore, Lookup } from "../CacheStore.js"
 
@@ -90,12 +91,13 @@ export interface ScriptCommands {
 }
 
 /**
- * A client with the scripts defined on it.
+ * A client — one server or a Redis Cluster — with the scripts defined on it. Every script touches the keys of one
+ * namespace only, which share a hash tag, so on a cluster each runs on the node that owns that slot.
  *
  * @since 0.1.0
  * @category models
  */
-export type ScriptedRedis = Redis & ScriptCommands
+export type ScriptedRedis = (Redis | Cluster) & ScriptCommands
 
 /**
  * Registers the scripts once on a client (ioredis sends EVALSHA and falls back to EVAL after a restart).
@@ -103,7 +105,7 @@ export type ScriptedRedis = Redis & ScriptCommands
  * @since 0.1.0
  * @category constructors
  */
-export const defineScripts = (client: Redis): ScriptedRedis => {
+export const defineScripts = (client: Redis | Cluster): ScriptedRedis => {
   client.defineCommand("rcLookup", { numberOfKeys: 2, lua: lookupScript })
   client.defineCommand("rcWrite", { numberOfKeys: 2, lua: writeScript })
   client.defineCommand("rcSweep", { lua: sweepScript })
@@ -112,6 +114,20 @@ export const defineScripts = (client: Redis): ScriptedRedis => {
 }
 
 const scanPageSize = 1000
+
+const isCluster = (client: Redis | Cluster): client is Cluster => "slots" in client && "nodes" in client
+
+/**
+ * The server a namespace's SCAN goes to: on a cluster, the primary that owns the namespace's slot, looked up again
+ * for every page so that a resharding moves the sweep along with the slot.
+ */
+const scanTarget = (client: Redis | Cluster, generationKey: string): Redis => {
+  if (!isCluster(client)) return client
+  const owner = client.slots[calculateSlot(generationKey)]?.[0]
+  const node = client.nodes("master").find((node) => `${node.options.host}:${node.options.port}` === owner)
+  if (node === undefined) throw new Error(`no cluster node owns the slot of ${generationKey} yet`)
+  return node
+}
 
 const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, RedisError> =>
   Effect.tryPromise({ try: run, catch: (cause) => new RedisError({ operation, cause }) })
@@ -145,14 +161,18 @@ export const make = (
   Effect.gen(function*() {
     const { channel } = options
     const listeners = new Map<string, Set<() => void>>()
-    let subscriber: Redis | undefined
+    let subscriber: Redis | Cluster | undefined
     let subscribed: Promise<unknown> | undefined
 
     yield* Effect.addFinalizer(() => Effect.sync(() => subscriber?.disconnect()))
 
     const ensureSubscribed = call("subscribe", () => {
       if (subscriber === undefined) {
-        subscriber = client.duplicate({ lazyConnect: true, enableOfflineQueue: true })
+        // A connection of its own (subscribed connections take no other commands); on a cluster, ioredis's
+        // cluster subscriber, which follows failovers. PUBLISH reaches every node of a cluster.
+        subscriber = isCluster(client)
+          ? client.duplicate([], { lazyConnect: true, enableOfflineQueue: true })
+          : client.duplicate({ lazyConnect: true, enableOfflineQueue: true })
         subscriber.on("error", () => {})
         subscriber.on("message", (_channel: string, entry: string) => {
           const waiting = listeners.get(entry)
@@ -200,7 +220,7 @@ export const make = (
         Stream.paginateEffect("0", (cursor) =>
           Effect.gen(function*() {
             const [next, keys] = yield* call("scan", () =>
-              client.scan(cursor, "MATCH", namespace.entryPattern, "COUNT", scanPageSize))
+              scanTarget(client, namespace.generation).scan(cursor, "MATCH", namespace.entryPattern, "COUNT", scanPageSize))
             const removed = keys.length === 0
               ? 0
               : yield* call("sweep", () => client.rcSweep(keys.length + 1, namespace.generation, ...keys))
