@@ -1,0 +1,214 @@
+/**
+ * The cluster layer on a real local Redis Cluster (3 primaries, 3 replicas): the whole conformance suite, where a
+ * namespace's keys live, the sweep's routing, purge — on the suite's shared cluster (globalSetup) — and then
+ * resharding and a primary failing over under load, on a cluster of this file's own that it may break.
+ */
+import { assert, describe, inject, it } from "@effect/vitest"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
+import * as Stream from "effect/Stream"
+import { Cluster } from "ioredis"
+import { CacheKey, CachePolicy, ResponseCache } from "../src/index.js"
+import { conformance, probe, uniqueName } from "./conformance.js"
+import { freePort } from "./support/redisServer.js"
+
+const nodes = inject("redisClusterNodes")
+
+/** A cluster client of the test's own, to look at what the cache wrote and where. */
+const openInspector = (startup: ReadonlyArray<string>) =>
+  Effect.acquireRelease(
+    Effect.async<Cluster>((resume) => {
+      const client = new Cluster([...startup], { redisOptions: { commandTimeout: 5000 } })
+      client.on("error", () => {})
+      client.once("ready", () => resume(Effect.succeed(client)))
+    }).pipe(Effect.timeout("10 seconds"), Effect.orDie),
+    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+  )
+
+const inspector = openInspector(nodes)
+
+/** The primary (`host:port`) that serves `slot`, by CLUSTER SLOTS. */
+const slotOwners = (client: Cluster) =>
+  Effect.promise(async () => {
+    const ranges = await client.cluster("SLOTS") as unknown as Array<[number, number, [string, number, string], ...Array<unknown>]>
+    return (slot: number) => {
+      const range = ranges.find(([from, to]) => from <= slot && slot <= to)
+      if (range === undefined) throw new Error(`slot ${slot} is not served`)
+      return `${range[2][0]}:${range[2][1]}`
+    }
+  })
+
+const keySlot = (client: Cluster, key: string) =>
+  Effect.promise(() => client.call("CLUSTER", "KEYSLOT", key) as Promise<number>)
+
+/** Every key matching `pattern`, by primary (`host:port`), SCANning each primary itself. */
+const keysByPrimary = (client: Cluster, pattern: string) =>
+  Effect.promise(async () => {
+    const found = new Map<string, Array<string>>()
+    for (const node of client.nodes("master")) {
+      const keys: Array<string> = []
+      let cursor = "0"
+      do {
+        const [next, page] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000)
+        keys.push(...page)
+        cursor = next
+      } while (cursor !== "0")
+      found.set(`${node.options.host}:${node.options.port}`, keys)
+    }
+    return found
+  })
+
+conformance({
+  name: "redis cluster",
+  live: true,
+  advance: (ms) => Effect.sleep(ms),
+  layer: (options) => ResponseCache.layerRedisCluster({ nodes, ...options }),
+  expectLifetime: ({ entryKey, jitter, lookup, ttlMs }) =>
+    Effect.scoped(Effect.gen(function*() {
+      const client = yield* inspector
+      assert.strictEqual((yield* lookup).outcome, "miss")
+      const pttl = yield* Effect.promise(() => client.pttl(entryKey))
+      // Jitter only shortens: PX is in [ttl × (1 − jitter), ttl]; a few ms pass between the write and the PTTL.
+      assert.isAtMost(pttl, ttlMs)
+      assert.isAtLeast(pttl, Math.floor(ttlMs * (1 - jitter)) - 1000)
+      assert.strictEqual((yield* lookup).outcome, "hit")
+    }))
+})
+
+describe("redis cluster layer", () => {
+  it.live("a namespace's keys share one slot; 30 namespaces spread over all three primaries", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const prefix = uniqueName("spread")
+      const client = yield* inspector
+      const { cacheable } = probe({ policy: CachePolicy.make({ ttl: "1 minute", lock: "5 seconds" }) })
+      const tenants = Array.from({ length: 30 }, (_, i) => `s${i}`)
+      yield* Effect.forEach(tenants, (tenant) =>
+        Effect.forEach([1, 2], (n) => ResponseCache.getOrResolve(cacheable, { tenant, n }), { discard: true }), {
+        concurrency: 10,
+        discard: true
+      }).pipe(Effect.provide(ResponseCache.layerRedisCluster({ nodes, prefix })))
+
+      const where = yield* keysByPrimary(client, `${prefix}:*`)
+      assert.strictEqual(where.size, 3, "three primaries")
+      const ownerOf = yield* slotOwners(client)
+      const primariesUsed = new Set<string>()
+      for (const tenant of tenants) {
+        const keys = CacheKey.namespaceKeys(prefix, `tenant:${tenant}:v1`)
+        const slot = yield* keySlot(client, keys.generation)
+        const owner = ownerOf(slot)
+        primariesUsed.add(owner)
+        // The generation and both entries are on the primary that owns the namespace's slot, and nowhere else.
+        const here = where.get(owner)!.filter((key) => key.startsWith(`${prefix}:{ns:tenant:${tenant}:v1}:`))
+        assert.sameMembers(here.filter((key) => key.endsWith(":g")), [keys.generation])
+        assert.strictEqual(here.filter((key) => key.startsWith(keys.entryPrefix)).length, 2)
+        for (const key of here) assert.strictEqual(yield* keySlot(client, key), slot)
+      }
+      assert.strictEqual(primariesUsed.size, 3, "the 30 namespaces live on all three primaries")
+      const total = [...where.values()].reduce((sum, keys) => sum + keys.length, 0)
+      assert.strictEqual(total, 30 * 3, "nothing else was written (locks are released and deleted)")
+    })))
+
+  it.live("the sweep SCANs only the primary that owns the namespace's slot", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const prefix = uniqueName("route")
+      const client = yield* inspector
+      const { cacheable } = probe()
+      const namespace = "tenant:r:v1"
+      const ownerOf = yield* slotOwners(client)
+      const owner = ownerOf(yield* keySlot(client, CacheKey.namespaceKeys(prefix, namespace).generation))
+      const removed = yield* Effect.gen(function*() {
+        yield* Effect.forEach([1, 2, 3, 4], (n) => ResponseCache.getOrResolve(cacheable, { tenant: "r", n }))
+        yield* ResponseCache.invalidateNamespace(namespace)
+        yield* Effect.promise(() => Promise.all(client.nodes("master").map((node) => node.config("RESETSTAT"))))
+        return yield* Stream.runSum(ResponseCache.sweepNamespace(namespace))
+      }).pipe(Effect.provide(ResponseCache.layerRedisCluster({ nodes, prefix })))
+      assert.strictEqual(removed, 4)
+      for (const node of client.nodes("master")) {
+        const stats = yield* Effect.promise(() => node.info("commandstats"))
+        const scanned = /cmdstat_scan:calls=\d+/.test(stats)
+        assert.strictEqual(scanned, `${node.options.host}:${node.options.port}` === owner, `SCAN on ${node.options.port}`)
+        assert.notMatch(stats, /cmdstat_keys:/)
+      }
+    })))
+
+  it.live("purge of a namespace removes exactly its entries, wherever the namespaces live", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const prefix = uniqueName("purge")
+      const client = yield* inspector
+      const { cacheable } = probe()
+      const tenants = Array.from({ length: 12 }, (_, i) => `p${i}`)
+      const layer = ResponseCache.layerRedisCluster({ nodes, prefix })
+      // Keys that only look alike: another prefix, and a key outside any prefix in the same slot.
+      const foreign = [`${prefix}x:{ns:tenant:p0:v1}:e:0`, `{ns:tenant:p0:v1}:e:1`]
+      for (const key of foreign) yield* Effect.promise(() => client.set(key, "keep"))
+      const before = yield* Effect.gen(function*() {
+        yield* Effect.forEach(tenants, (tenant) =>
+          Effect.forEach([1, 2, 3, 4, 5], (n) => ResponseCache.getOrResolve(cacheable, { tenant, n })), {
+          concurrency: 4,
+          discard: true
+        })
+        return yield* keysByPrimary(client, `${prefix}:*`)
+      }).pipe(Effect.provide(layer))
+      assert.strictEqual([...before.values()].filter((keys) => keys.length > 0).length, 3)
+
+      const removed = yield* ResponseCache.purgeNamespace("tenant:p0:v1").pipe(Effect.provide(layer))
+      assert.strictEqual(removed, 5)
+      const after = yield* keysByPrimary(client, `${prefix}:*`)
+      const victim = CacheKey.namespaceKeys(prefix, "tenant:p0:v1")
+      for (const [primary, keys] of before) {
+        const expected = keys.filter((key) => !key.startsWith(victim.entryPrefix))
+        assert.sameMembers(after.get(primary)!, expected, `keys left on ${primary}`)
+      }
+      for (const key of foreign) assert.strictEqual(yield* Effect.promise(() => client.get(key)), "keep")
+      yield* Effect.promise(() => Promise.all(foreign.map((key) => client.del(key))))
+      // The other namespaces still hit; the purged one resolves again.
+      const outcomes = yield* Effect.forEach(["p0", "p1", "p7"], (tenant) =>
+        Effect.map(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n: 1 }), (r) => r.outcome)).pipe(
+          Effect.provide(layer)
+        )
+      assert.deepStrictEqual(outcomes, ["miss", "hit", "hit"])
+    })))
+
+  it.live("layerRedisClusterConfig reads the nodes from the application's Config", () =>
+    Effect.gen(function*() {
+      const prefix = uniqueName("cfg")
+      const { cacheable } = probe()
+      const layer = ResponseCache.layerRedisClusterConfig({
+        nodes: Config.array(Config.string(), "CACHE_REDIS_NODES"),
+        prefix: Config.string("CACHE_PREFIX")
+      })
+      const provider = ConfigProvider.fromMap(new Map([["CACHE_REDIS_NODES", nodes.join(",")], ["CACHE_PREFIX", prefix]]))
+      const lookup = ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })
+      const results = yield* Effect.zip(lookup, lookup).pipe(Effect.provide(layer), Effect.withConfigProvider(provider))
+      assert.deepStrictEqual(results.map((r) => r.outcome), ["miss", "hit"])
+      const missing = yield* Effect.flip(ResponseCache.get(cacheable, { tenant: "a", n: 1 }).pipe(
+        Effect.provide(layer),
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+      ))
+      assert.strictEqual(missing._tag, "ConfigError" as never)
+    }))
+
+  it.live("against nodes where nothing listens: builds, answers from the resolver, surfaces RedisError", () =>
+    Effect.gen(function*() {
+      const down = [`redis://127.0.0.1:${yield* Effect.promise(freePort)}`]
+      const { cacheable, state } = probe()
+      const lookup = ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })
+      const open = ResponseCache.layerRedisCluster({ nodes: down, commandTimeout: 200 })
+      const bounded = <A, E>(effect: Effect.Effect<A, E>) =>
+        Effect.timeout(effect, "3 seconds")
+      assert.deepStrictEqual(yield* bounded(Effect.provide(lookup, open)), { value: 11, outcome: "bypass" })
+      assert.strictEqual(state.runs, 1)
+      const strict = ResponseCache.layerRedisCluster({ nodes: down, strict: true, commandTimeout: 200 })
+      assert.strictEqual((yield* Effect.flip(bounded(Effect.provide(lookup, strict))))._tag, "RedisError")
+      for (const op of [
+        ResponseCache.purgeNamespace("tenant:a:v1"),
+        ResponseCache.invalidateNamespace("tenant:a:v1"),
+        ResponseCache.get(cacheable, { tenant: "a", n: 1 }),
+        Stream.runDrain(ResponseCache.sweepNamespace("tenant:a:v1"))
+      ]) {
+        const error = yield* Effect.flip(bounded(Effect.provide(op as Effect.Effect<unknown, any, ResponseCache.ResponseCache>, open)))
+        assert.strictEqual(error._tag, "RedisError")
+      }
+    }))
+})
