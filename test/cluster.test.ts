@@ -3,14 +3,18 @@
  * namespace's keys live, the sweep's routing, purge — on the suite's shared cluster (globalSetup) — and then
  * resharding and a primary failing over under load, on a cluster of this file's own that it may break.
  */
-import { assert, describe, inject, it } from "@effect/vitest"
+import { afterAll, assert, beforeAll, describe, inject, it } from "@effect/vitest"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
+import * as Fiber from "effect/Fiber"
+import * as Layer from "effect/Layer"
+import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { Cluster } from "ioredis"
-import { CacheKey, CachePolicy, ResponseCache } from "../src/index.js"
+import { Cacheable, CacheKey, CachePolicy, ResponseCache } from "../src/index.js"
 import { conformance, probe, uniqueName } from "./conformance.js"
+import { type RedisCluster, startRedisCluster } from "./support/redisCluster.js"
 import { freePort } from "./support/redisServer.js"
 
 const nodes = inject("redisClusterNodes")
@@ -211,4 +215,159 @@ describe("redis cluster layer", () => {
         assert.strictEqual(error._tag, "RedisError")
       }
     }))
+})
+
+describe("on a cluster of this file's own, which it may break", () => {
+  let own: RedisCluster | undefined
+  beforeAll(async () => {
+    // A short node timeout, so a silent primary is failed over within seconds.
+    own = await startRedisCluster({ nodeTimeoutMs: 1000 })
+  }, 60_000)
+  afterAll(async () => {
+    await own?.stop()
+  }, 30_000)
+
+  it.live("a primary killed under load: calls stay bounded and answer, caching resumes, nothing stale is served", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const cluster = own!
+      const client = yield* openInspector(cluster.nodes)
+      const prefix = uniqueName("failover")
+      const tenants = Array.from({ length: 24 }, (_, i) => `f${i}`)
+      // The source of truth: a version per namespace, bumped before each invalidation of that namespace.
+      const versions = new Map<string, number>(tenants.map((t) => [t, 0]))
+      // The version whose invalidation has returned: every read that starts later must see at least that.
+      const committed = new Map<string, number>(tenants.map((t) => [t, 0]))
+      const cacheable = Cacheable.make({
+        name: uniqueName("versioned"),
+        query: Schema.Struct({ tenant: Schema.String, n: Schema.Number }),
+        response: Schema.Struct({ version: Schema.Number }),
+        namespace: (query) => `tenant:${query.tenant}:v1`,
+        policy: CachePolicy.make({ ttl: "1 minute" }),
+        resolve: (query) => Effect.sync(() => ({ version: versions.get(query.tenant)! }))
+      })
+      const cache = yield* Layer.build(ResponseCache.layerRedisCluster({
+        nodes: cluster.nodes,
+        prefix,
+        commandTimeout: 250,
+        circuitBreaker: { failures: 3, cooldown: "250 millis" }
+      }))
+      const inCache = <A, E>(effect: Effect.Effect<A, E, ResponseCache.ResponseCache>) => Effect.provide(effect, cache)
+
+      const ownerOf = yield* slotOwners(client)
+      const ownerOfTenant = new Map<string, string>()
+      for (const tenant of tenants) {
+        ownerOfTenant.set(tenant, ownerOf(yield* keySlot(client, CacheKey.namespaceKeys(prefix, `tenant:${tenant}:v1`).generation)))
+      }
+      const victim = ownerOfTenant.get("f0")!
+      const victimTenants = tenants.filter((t) => ownerOfTenant.get(t) === victim)
+      assert.strictEqual(new Set(ownerOfTenant.values()).size, 3)
+
+      interface Call {
+        readonly tenant: string
+        readonly start: number
+        readonly end: number
+        readonly outcome: string
+        readonly version: number
+        readonly floor: number
+      }
+      const calls: Array<Call> = []
+      const problems: Array<string> = []
+      let invalidations = 0
+      let failedInvalidations = 0
+      let running = true
+
+      const reader = Effect.gen(function*() {
+        while (running) {
+          const tenant = tenants[Math.floor(Math.random() * tenants.length)]!
+          const n = 1 + Math.floor(Math.random() * 4)
+          const floor = committed.get(tenant)!
+          const start = Date.now()
+          const result = yield* inCache(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n })).pipe(
+            // The bound asserted: generous, not a speed check (commandTimeout is 250 ms).
+            Effect.timeout("2 seconds"),
+            Effect.either
+          )
+          const end = Date.now()
+          if (result._tag === "Left") {
+            problems.push(`${tenant}: ${String(result.left)} after ${end - start} ms`)
+          } else {
+            const { outcome, value } = result.right
+            calls.push({ tenant, start, end, outcome, version: value.version, floor })
+          }
+          yield* Effect.sleep("3 millis")
+        }
+      })
+
+      const invalidator = Effect.gen(function*() {
+        let i = 0
+        while (running) {
+          const tenant = tenants[i++ % tenants.length]!
+          const version = versions.get(tenant)! + 1
+          versions.set(tenant, version)
+          const done = yield* inCache(ResponseCache.invalidateNamespace(`tenant:${tenant}:v1`)).pipe(
+            Effect.timeout("2 seconds"),
+            Effect.either
+          )
+          invalidations++
+          if (done._tag === "Right") committed.set(tenant, Math.max(committed.get(tenant)!, version))
+          else failedInvalidations++
+          yield* Effect.sleep("20 millis")
+        }
+      })
+
+      const load = yield* Effect.fork(Effect.all([...Array.from({ length: 6 }, () => reader), invalidator], {
+        concurrency: "unbounded",
+        discard: true
+      }))
+      yield* Effect.sleep("1500 millis")
+      const hitsBefore = calls.filter((c) => c.outcome === "hit").length
+      yield* Effect.promise(() => cluster.kill(Number(victim.split(":")[1])))
+      const killedAt = Date.now()
+
+      // Wait for the first hit on a namespace of the failed shard, from a call that started after the kill.
+      const firstVictimHit = () =>
+        calls.find((c) => c.start > killedAt && c.outcome === "hit" && victimTenants.includes(c.tenant))
+      const deadline = killedAt + 30_000
+      while (firstVictimHit() === undefined && Date.now() < deadline) yield* Effect.sleep("20 millis")
+      const recovered = firstVictimHit()
+      yield* Effect.sleep("1 second")
+      running = false
+      yield* Fiber.join(load)
+
+      const after = calls.filter((c) => c.start > killedAt)
+      const during = recovered === undefined ? after : after.filter((c) => c.end <= recovered.end)
+      const count = (list: ReadonlyArray<Call>, outcome: string) => list.filter((c) => c.outcome === outcome).length
+      const slowest = Math.max(...after.map((c) => c.end - c.start))
+      const figures = {
+        killed: victim,
+        victimNamespaces: victimTenants.length,
+        hitsBeforeKill: hitsBefore,
+        killToFirstHitOnFailedShardMs: recovered === undefined ? undefined : recovered.end - killedAt,
+        callsDuringFailover: during.length,
+        bypassDuringFailover: count(during, "bypass"),
+        hitsDuringFailoverOnOtherShards: during.filter((c) => c.outcome === "hit" && !victimTenants.includes(c.tenant))
+          .length,
+        slowestCallAfterKillMs: slowest,
+        invalidations,
+        failedInvalidations
+      }
+      console.log(`failover figures: ${JSON.stringify(figures)}`)
+
+      assert.deepStrictEqual(problems, [], "every call answered within its bound")
+      const stale = calls.filter((c) => c.version < c.floor)
+      assert.deepStrictEqual(stale, [], "no read returned a version older than the last invalidation before it")
+      assert.isDefined(recovered, "caching resumed on the failed shard")
+      assert.isAbove(count(during, "bypass"), 0, "the outage was answered from the resolver")
+      // Caching resumed without rebuilding the layer: every namespace of the failed shard caches again.
+      for (const tenant of victimTenants) {
+        const twice = yield* inCache(Effect.zipRight(
+          ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n: 9 }),
+          ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n: 9 })
+        ))
+        assert.strictEqual(twice.outcome, "hit", tenant)
+      }
+      // The replica took over the slots: the killed node is failed, another primary serves them.
+      const nowOwner = (yield* slotOwners(client))(yield* keySlot(client, CacheKey.namespaceKeys(prefix, "tenant:f0:v1").generation))
+      assert.notStrictEqual(nowOwner, victim)
+    })), 60_000)
 })
