@@ -20,6 +20,7 @@ import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { SerdeError } from "./CacheError.js"
 import type { Cacheable } from "./Cacheable.js"
+import { BoundedMap } from "./internal/boundedMap.js"
 
 /**
  * The keys of one namespace.
@@ -88,6 +89,18 @@ export const escapeNamespace = (namespace: string): string => namespace.replace(
  * @category keys
  */
 export const namespaceKeys = (prefix: string, namespace: string): NamespaceKeys => {
+  const memoKey = `${prefix}\u0000${namespace}`
+  let keys = namespaces.get(memoKey)
+  if (keys === undefined) {
+    keys = deriveNamespaceKeys(prefix, namespace)
+    namespaces.set(memoKey, keys)
+  }
+  return keys
+}
+
+const namespaces = new BoundedMap<string, NamespaceKeys>(10_000)
+
+const deriveNamespaceKeys = (prefix: string, namespace: string): NamespaceKeys => {
   const base = `${prefix}:{ns:${escapeNamespace(namespace)}}`
   return {
     namespace,
@@ -121,8 +134,18 @@ export const canonicalJson = (value: unknown): Either.Either<string, unknown> =>
  * @since 0.1.0
  * @category keys
  */
-export const digest = (name: string, canonicalQuery: string): string =>
-  bytesToHex(blake3(utf8ToBytes(JSON.stringify(name) + canonicalQuery)))
+export const digest = (name: string, canonicalQuery: string): string => {
+  const input = JSON.stringify(name) + canonicalQuery
+  let hex = digests.get(input)
+  if (hex === undefined) {
+    hex = bytesToHex(blake3(utf8ToBytes(input)))
+    digests.set(input, hex)
+  }
+  return hex
+}
+
+// BLAKE3 of a ~90-byte query costs a few µs: hot queries are digested once.
+const digests = new BoundedMap<string, string>(10_000)
 
 const encoders = new WeakMap<Schema.Schema<any, any, never>, (query: unknown) => Either.Either<unknown, unknown>>()
 
@@ -146,12 +169,23 @@ export const make = <Q, A, E, R>(
   namespace: NamespaceKeys,
   cacheable: Cacheable<Q, A, E, R>,
   query: Q
-): Effect.Effect<CacheKey, SerdeError> =>
-  Effect.suspend(() => {
-    const encoded = encoderFor(cacheable.query)(query)
-    if (Either.isLeft(encoded)) return Effect.fail(new SerdeError({ subject: "query", cause: encoded.left }))
-    const json = canonicalJson(encoded.right)
-    if (Either.isLeft(json)) return Effect.fail(new SerdeError({ subject: "query", cause: json.left }))
-    const hex = digest(cacheable.name, json.right)
-    return Effect.succeed({ namespace, digest: hex, entry: namespace.entryPrefix + hex, lock: namespace.lockPrefix + hex })
-  })
+): Effect.Effect<CacheKey, SerdeError> => Effect.suspend(() => unsafeMake(namespace, cacheable, query))
+
+/**
+ * `make`, evaluated at once.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const unsafeMake = <Q, A, E, R>(
+  namespace: NamespaceKeys,
+  cacheable: Cacheable<Q, A, E, R>,
+  query: Q
+): Either.Either<CacheKey, SerdeError> => {
+  const encoded = encoderFor(cacheable.query)(query)
+  if (Either.isLeft(encoded)) return Either.left(new SerdeError({ subject: "query", cause: encoded.left }))
+  const json = canonicalJson(encoded.right)
+  if (Either.isLeft(json)) return Either.left(new SerdeError({ subject: "query", cause: json.left }))
+  const hex = digest(cacheable.name, json.right)
+  return Either.right({ namespace, digest: hex, entry: namespace.entryPrefix + hex, lock: namespace.lockPrefix + hex })
+}

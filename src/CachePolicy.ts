@@ -12,6 +12,7 @@
  */
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import { TimeError } from "./CacheError.js"
 
@@ -114,6 +115,31 @@ export interface Resolved {
  * @category validation
  */
 export const resolve = (policy: CachePolicy): Effect.Effect<Resolved, TimeError> => {
+  // Policies are usually constants: check each once.
+  let resolved = checked.get(policy)
+  if (resolved === undefined) {
+    resolved = check(policy)
+    checked.set(policy, resolved)
+  }
+  return resolved
+}
+
+const checked = new WeakMap<CachePolicy, Effect.Effect<Resolved, TimeError>>()
+
+/**
+ * The checked policy, if `resolve` has already checked it and found it usable.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const resolvedSync = (policy: CachePolicy): Resolved | undefined => {
+  const resolved = checked.get(policy)
+  return resolved !== undefined && Exit.isExit(resolved) && Exit.isSuccess(resolved)
+    ? resolved.value as Resolved
+    : undefined
+}
+
+const check = (policy: CachePolicy): Effect.Effect<Resolved, TimeError> => {
   const invalid = (policy as { readonly [invalidInput]?: string })[invalidInput]
   if (invalid !== undefined) return Effect.fail(new TimeError({ reason: invalid }))
   const ttlMs = Duration.toMillis(policy.ttl)
@@ -131,7 +157,7 @@ export const resolve = (policy: CachePolicy): Effect.Effect<Resolved, TimeError>
   if (typeof jitter !== "number" || Number.isNaN(jitter) || jitter < 0 || jitter > 1) {
     return Effect.fail(new TimeError({ reason: `jitter must be a number in [0, 1], got ${String(jitter)}` }))
   }
-  return Effect.succeed({
+  return Exit.succeed({
     ttlMs: Math.floor(ttlMs),
     staleWhileRevalidateMs: Math.floor(staleWhileRevalidateMs),
     staleIfErrorMs: Math.floor(staleIfErrorMs),

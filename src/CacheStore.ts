@@ -28,7 +28,10 @@ export interface StoredEntry {
   readonly payload: string
   /** How long the entry was kept past its fresh time when written. */
   readonly graceMs: number
-  /** Milliseconds until the store drops it, as the store itself counts them. */
+  /**
+   * Milliseconds until the store drops it, as the store itself counts them. Infinity when the store did not ask
+   * (an entry without grace is fresh for as long as it exists).
+   */
   readonly remainingMs: number
 }
 
@@ -48,12 +51,14 @@ export interface Lookup {
  */
 export interface CacheStore {
   /**
-   * Reads the namespace's generation and the entry, if the entry carries that generation. With `create`, a
-   * namespace that has no generation gets `create.token`, kept for `create.ttlMs`.
+   * Reads the namespace's generation and the entry, if the entry carries that generation, in one atomic step.
+   * With `create`, a namespace that has no generation gets `create.token`, kept for `create.ttlMs`. The time left
+   * is read for entries with grace; `withGrace` says the caller expects them (so the store may read it at once).
    */
   readonly lookup: (
     key: CacheKey,
-    create: { readonly token: string; readonly ttlMs: number } | undefined
+    create: { readonly token: string; readonly ttlMs: number } | undefined,
+    withGrace?: boolean
   ) => Effect.Effect<Lookup, RedisError>
   /**
    * Stores `payload` for `ttlMs` (fresh time + `graceMs`) as one atomic step: only if the namespace's generation
@@ -72,6 +77,11 @@ export interface CacheStore {
   ) => Effect.Effect<boolean, RedisError>
   /** Removes one entry. */
   readonly remove: (key: CacheKey) => Effect.Effect<void, RedisError>
+  /**
+   * A lookup answered synchronously, without creating anything, by an in-process store: the hit path of the
+   * memory layer takes no asynchronous step at all. Undefined for stores that must go over the network.
+   */
+  readonly lookupNow?: ((key: CacheKey, now: number) => Lookup) | undefined
   /** Replaces the namespace's generation with `token`, if it has one; without one, nothing can be read anyway. */
   readonly renewGeneration: (namespace: NamespaceKeys, token: string) => Effect.Effect<void, RedisError>
   /** Pages through the namespace's entries, removing those its current generation does not count. */

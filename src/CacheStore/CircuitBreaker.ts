@@ -8,6 +8,7 @@
  *
  * @since 0.1.0
  */
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
@@ -38,31 +39,46 @@ export const make = (store: CacheStore, options: Options): CacheStore => {
   const open = (operation: string) =>
     Effect.fail(new RedisError({ operation, cause: new Error("circuit open: the store failed repeatedly") }))
 
+  const failed = (probe: boolean) =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) =>
+      Effect.sync(() => {
+        if (probe) probing = false
+        consecutiveFailures++
+        if (probe || consecutiveFailures >= options.failures) openUntil = now + options.cooldownMs
+      }))
+
+  const succeeded = (probe: boolean) => {
+    if (probe) probing = false
+    consecutiveFailures = 0
+    openUntil = 0
+  }
+
   const guard = <A, R>(
     operation: string,
     effect: Effect.Effect<A, RedisError, R>
-  ): Effect.Effect<A, RedisError, R> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  ): Effect.Effect<A, RedisError, R> => {
+    // The healthy path reads no clock: only a failure, or an open circuit, needs the time.
+    if (openUntil === 0 && consecutiveFailures === 0) {
+      return Effect.tapErrorCause(effect, (cause) => Cause.isInterruptedOnly(cause) ? Effect.void : failed(false))
+    }
+    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
       if (openUntil > now || (openUntil !== 0 && probing)) return open(operation)
       const probe = openUntil !== 0
       if (probe) probing = true
-      return Effect.onExit(effect, (exit) =>
-        Effect.flatMap(Clock.currentTimeMillis, (end) =>
-          Effect.sync(() => {
+      return Effect.onExit(effect, (exit) => {
+        if (Exit.isSuccess(exit)) return Effect.sync(() => succeeded(probe))
+        if (Exit.isInterrupted(exit)) {
+          return Effect.sync(() => {
             if (probe) probing = false
-            if (Exit.isSuccess(exit)) {
-              consecutiveFailures = 0
-              openUntil = 0
-            } else if (!Exit.isInterrupted(exit)) {
-              consecutiveFailures++
-              if (probe || consecutiveFailures >= options.failures) openUntil = end + options.cooldownMs
-            }
           })
-        ))
+        }
+        return failed(probe)
+      })
     })
+  }
 
   return {
-    lookup: (key, create) => guard("lookup", store.lookup(key, create)),
+    lookup: (key, create, withGrace) => guard("lookup", store.lookup(key, create, withGrace)),
     write: (key, write) => guard("write", store.write(key, write)),
     remove: (key) => guard("unlink", store.remove(key)),
     renewGeneration: (namespace, token) => guard("renew generation", store.renewGeneration(namespace, token)),

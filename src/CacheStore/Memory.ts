@@ -9,7 +9,8 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Stream from "effect/Stream"
 import { LRUCache } from "lru-cache"
-import type { CacheStore } from "../CacheStore.js"
+import type { CacheKey } from "../CacheKey.js"
+import type { CacheStore, Lookup } from "../CacheStore.js"
 
 interface Entry {
   readonly generation: string
@@ -51,7 +52,21 @@ export const make = (options: { readonly capacity: number }): CacheStore => {
     }
   }
 
+  const lookupNow = (key: CacheKey, now: number): Lookup => {
+    const generation = liveGeneration(key.namespace.generation, now)
+    if (generation === undefined) return { generation: undefined, entry: undefined }
+    const entry = entries.get(key.entry)
+    if (entry === undefined || entry.generation !== generation.token || entry.expiresAt <= now) {
+      return { generation: generation.token, entry: undefined }
+    }
+    return {
+      generation: generation.token,
+      entry: { payload: entry.payload, graceMs: entry.graceMs, remainingMs: entry.expiresAt - now }
+    }
+  }
+
   return {
+    lookupNow,
     lookup: (key, create) =>
       Effect.map(Clock.currentTimeMillis, (now) => {
         const generation = liveGeneration(key.namespace.generation, now)

@@ -5,6 +5,8 @@
 import { randomBytes } from "node:crypto"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
+import * as Context from "effect/Context"
+import * as DefaultServices from "effect/DefaultServices"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -12,19 +14,22 @@ import * as Either from "effect/Either"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
 import * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import * as Tracer from "effect/Tracer"
 import * as Cacheable from "../Cacheable.js"
 import { type CacheError, type RedisError, SerdeError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import * as CachePolicy from "../CachePolicy.js"
-import type { CacheStore } from "../CacheStore.js"
+import type { CacheStore, Lookup } from "../CacheStore.js"
 import type * as ResponseCache from "../ResponseCache.js"
 import * as Metrics from "../ResponseCacheMetrics.js"
+import { BoundedMap } from "./boundedMap.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>
 
@@ -77,6 +82,16 @@ const decodeEntry = <A>(schema: Schema.Schema<A, any, never>, payload: string): 
   }
   return Either.mapLeft(decoderFor(schema)(json), (cause) => new SerdeError({ subject: "entry", cause }))
 }
+
+const defaultTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
+
+/**
+ * Spans cost real time (a few µs each, even unrecorded): with tracing disabled, or with Effect's default tracer,
+ * which records nothing, the cache makes none.
+ */
+const recordsSpans = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
+  fiber.getFiberRef(FiberRef.currentTracerEnabled) &&
+  Context.get(fiber.getFiberRef(DefaultServices.currentServices), Tracer.Tracer) !== defaultTracer
 
 /**
  * Generation tokens must never repeat, across processes and restarts: a random per-instance nonce and a counter.
@@ -299,58 +314,166 @@ export const make = (
         )
       })
 
+    // The last payload decoded for each entry key, with its value: a hit whose bytes are the same as last time
+    // (compared in full, just read from the store) needs no JSON.parse and no schema decode.
+    const decodedPayloads = new BoundedMap<string, {
+      readonly schema: Schema.Schema<any, any, never>
+      readonly payload: string
+      readonly value: unknown
+    }>(10_000)
+
+    const decodeStored = <A>(
+      schema: Schema.Schema<A, any, never>,
+      key: CacheKey.CacheKey,
+      payload: string
+    ): Either.Either<A, SerdeError> => {
+      const memo = decodedPayloads.get(key.entry)
+      if (memo !== undefined && memo.payload === payload && memo.schema === schema) {
+        return Either.right(memo.value as A)
+      }
+      const decoded = decodeEntry(schema, payload)
+      if (Either.isRight(decoded)) decodedPayloads.set(key.entry, { schema, payload, value: decoded.right })
+      return decoded
+    }
+
+    const bypass = <Q, A, E, R>(
+      cacheable: Cacheable.Cacheable<Q, A, E, R>,
+      query: Q,
+      error: RedisError
+    ): Effect.Effect<Result<A>, E | CacheError, R> =>
+      strict ? Effect.fail(error) : storeFailed(error, "reading").pipe(
+        Effect.zipRight(resolveTimed(cacheable, query)),
+        Effect.flatMap((value) =>
+          Either.match(encodeResponse(cacheable.response, value), {
+            onLeft: Effect.fail,
+            onRight: () => Effect.succeed({ value, outcome: "bypass" as const })
+          })
+        )
+      )
+
+    /** What to do with what the lookup found: a hit, a stale hit with a refresh, or a (shared) resolve. */
+    const afterLookup = <Q, A, E, R>(
+      cacheable: Cacheable.Cacheable<Q, A, E, R>,
+      query: Q,
+      key: CacheKey.CacheKey,
+      policy: CachePolicy.Resolved,
+      { entry, generation }: Lookup
+    ): Effect.Effect<Result<A>, E | CacheError, R> => {
+      let staleIfErrorApplies = false
+      let stale: A | undefined
+      if (entry !== undefined) {
+        const decoded = decodeStored(cacheable.response, key, entry.payload)
+        if (Either.isRight(decoded)) {
+          // How long the entry is past its fresh time, by the store's own clock (negative: still fresh).
+          const staleForMs = entry.graceMs - entry.remainingMs
+          if (staleForMs < 0) return Effect.succeed({ value: decoded.right, outcome: "hit" })
+          if (staleForMs < policy.staleWhileRevalidateMs) stale = decoded.right
+          else staleIfErrorApplies = staleForMs < policy.staleIfErrorMs
+        } else if (strict) {
+          return Effect.fail(decoded.left)
+        }
+        // A corrupt entry is a miss that the resolve overwrites, unless the caller asked to hear of it.
+      }
+      const flightKey = `${key.entry}\u0000${generation}`
+      const resolve = resolveAndStore(cacheable, query, key, policy, generation!)
+      if (stale !== undefined) {
+        return Effect.as(refreshInBackground(flightKey, resolve), { value: stale, outcome: "stale" as const })
+      }
+      const fresh = shared(flightKey, resolve)
+      if (!staleIfErrorApplies) return fresh
+      return Effect.catchAllCause(fresh, (cause) =>
+        Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : staleIfError(cacheable, key, policy, cause))
+    }
+
+    // Keys of query objects seen before. Queries are values (schema types are readonly): one that is reused — a
+    // constant query, a decoded request kept around — is encoded and digested once.
+    const keysOfQueries = new WeakMap<object, {
+      readonly cacheable: unknown
+      readonly namespace: CacheKey.NamespaceKeys
+      readonly key: CacheKey.CacheKey
+    }>()
+
+    const keyOf = <Q, A, E, R>(
+      namespace: CacheKey.NamespaceKeys,
+      cacheable: Cacheable.Cacheable<Q, A, E, R>,
+      query: Q
+    ): Either.Either<CacheKey.CacheKey, SerdeError> => {
+      const memoizable = typeof query === "object" && query !== null
+      if (memoizable) {
+        const memo = keysOfQueries.get(query)
+        if (memo !== undefined && memo.cacheable === cacheable && memo.namespace === namespace) {
+          return Either.right(memo.key)
+        }
+      }
+      const key = CacheKey.unsafeMake(namespace, cacheable, query)
+      if (memoizable && Either.isRight(key)) keysOfQueries.set(query, { cacheable, namespace, key: key.right })
+      return key
+    }
+
+    /**
+     * The in-process hit, answered in the caller's own step: a fresh entry of the current generation, decoded
+     * (or the same bytes as last time). Anything else goes the regular way.
+     */
+    const hitNow = <Q, A, E, R>(
+      fiber: Fiber.RuntimeFiber<unknown, unknown>,
+      cacheable: Cacheable.Cacheable<Q, A, E, R>,
+      query: Q,
+      namespace: CacheKey.NamespaceKeys
+    ): Result<A> | undefined => {
+      if (CachePolicy.resolvedSync(Cacheable.policyFor(cacheable, query)) === undefined) return undefined
+      const key = keyOf(namespace, cacheable, query)
+      if (Either.isLeft(key)) return undefined
+      const now = Context.get(fiber.getFiberRef(DefaultServices.currentServices), Clock.Clock).unsafeCurrentTimeMillis()
+      const { entry } = store.lookupNow!(key.right, now)
+      if (entry === undefined || entry.remainingMs <= entry.graceMs) return undefined
+      const decoded = decodeStored(cacheable.response, key.right, entry.payload)
+      return Either.isRight(decoded) ? { value: decoded.right, outcome: "hit" } : undefined
+    }
+
     const lookupOrResolve = <Q, A, E, R>(
       cacheable: Cacheable.Cacheable<Q, A, E, R>,
       query: Q,
       namespace: CacheKey.NamespaceKeys
     ): Effect.Effect<Result<A>, E | CacheError, R> =>
-      Effect.gen(function*() {
-        const policy = yield* CachePolicy.resolve(Cacheable.policyFor(cacheable, query))
-        const key = yield* CacheKey.make(namespace, cacheable, query)
-        const lookup = yield* Effect.either(
-          store.lookup(key, { token: nextToken(), ttlMs: policy.ttlMs + policy.graceMs })
-        )
-        if (Either.isLeft(lookup)) {
-          if (strict) return yield* lookup.left
-          yield* storeFailed(lookup.left, "reading")
-          const value = yield* resolveTimed(cacheable, query)
-          yield* encodeResponse(cacheable.response, value)
-          return { value, outcome: "bypass" as const }
-        }
-        const { entry } = lookup.right
-        const generation = lookup.right.generation!
-        const flightKey = `${key.entry}\u0000${generation}`
-        const resolve = resolveAndStore(cacheable, query, key, policy, generation)
-        let staleIfErrorApplies = false
-        if (entry !== undefined) {
-          const decoded = decodeEntry(cacheable.response, entry.payload)
-          if (Either.isRight(decoded)) {
-            // How long the entry is past its fresh time, by the store's own clock (negative: still fresh).
-            const staleForMs = entry.graceMs - entry.remainingMs
-            if (staleForMs < 0) return { value: decoded.right, outcome: "hit" as const }
-            if (staleForMs < policy.staleWhileRevalidateMs) {
-              yield* refreshInBackground(flightKey, resolve)
-              return { value: decoded.right, outcome: "stale" as const }
-            }
-            staleIfErrorApplies = staleForMs < policy.staleIfErrorMs
-          } else if (strict) {
-            return yield* decoded.left
+      Effect.flatMap(CachePolicy.resolve(Cacheable.policyFor(cacheable, query)), (policy) => {
+        const key = keyOf(namespace, cacheable, query)
+        if (Either.isLeft(key)) return Effect.fail(key.left)
+        return Effect.matchEffect(
+          store.lookup(key.right, { token: nextToken(), ttlMs: policy.ttlMs + policy.graceMs }, policy.graceMs > 0),
+          {
+            onFailure: (error) => bypass(cacheable, query, error),
+            onSuccess: (lookup) => afterLookup(cacheable, query, key.right, policy, lookup)
           }
-          // A corrupt entry is a miss that the resolve overwrites, unless the caller asked to hear of it.
-        }
-        const fresh = shared(flightKey, resolve)
-        if (!staleIfErrorApplies) return yield* fresh
-        return yield* Effect.catchAllCause(fresh, (cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : staleIfError(cacheable, key, policy, cause))
+        )
       })
 
-    const getOrResolveWithOutcome = <Q, A, E, R>(
+    /**
+     * Every `getOrResolve` goes through here: the in-process hit in one step when nothing records spans, else the
+     * lookup with its metric and, when a tracer records them, its span.
+     */
+    const lookupCounted = <Q, A, E, R, B>(
       cacheable: Cacheable.Cacheable<Q, A, E, R>,
-      query: Q
-    ): Effect.Effect<Result<A>, E | CacheError, R> =>
-      Effect.suspend(() => {
+      query: Q,
+      answer: (result: Result<A>) => B
+    ): Effect.Effect<B, E | CacheError, R> =>
+      Effect.withFiberRuntime((fiber) => {
         const namespace = cacheable.namespace(query)
         const lookups = Metrics.forCache(cacheable.name).lookups
+        const traced = recordsSpans(fiber)
+        if (!traced && store.lookupNow !== undefined) {
+          const hit = hitNow(fiber, cacheable, query, keysOf(namespace))
+          if (hit !== undefined) {
+            lookups.hit.unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
+            return Effect.succeed(answer(hit))
+          }
+        }
+        const lookup = lookupOrResolve(cacheable, query, keysOf(namespace))
+        if (!traced) {
+          return Effect.map(
+            Effect.onExit(lookup, (exit) => Metric.increment(lookups[Exit.isSuccess(exit) ? exit.value.outcome : "error"])),
+            answer
+          )
+        }
         return Effect.useSpan(
           "ResponseCache.getOrResolve",
           {
@@ -358,19 +481,26 @@ export const make = (
             captureStackTrace: false
           },
           (span) =>
-            lookupOrResolve(cacheable, query, keysOf(namespace)).pipe(
+            lookup.pipe(
               Effect.withParentSpan(span),
               Effect.onExit((exit) => {
                 const outcome = Exit.isSuccess(exit) ? exit.value.outcome : "error"
                 span.attribute("cache.outcome", outcome)
                 return Metric.increment(lookups[outcome])
-              })
+              }),
+              Effect.map(answer)
             )
         )
       })
 
+    const withOutcome = <A>(result: Result<A>) => result
+    const valueOnly = <A>(result: Result<A>) => result.value
+
+    const getOrResolveWithOutcome = <Q, A, E, R>(cacheable: Cacheable.Cacheable<Q, A, E, R>, query: Q) =>
+      lookupCounted(cacheable, query, withOutcome<A>)
+
     const getValue = <Q, A, E, R>(cacheable: Cacheable.Cacheable<Q, A, E, R>, query: Q) =>
-      Effect.map(getOrResolveWithOutcome(cacheable, query), (result) => result.value)
+      lookupCounted(cacheable, query, valueOnly<A>)
     // Curried when called with the cacheable alone (`Function.dual` would take the query, the data, first).
     const getOrResolve = ((...args: [Cacheable.Cacheable<any, any, any, any>, unknown?]) =>
       args.length >= 2
