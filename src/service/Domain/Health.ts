@@ -1,0 +1,31 @@
+/**
+ * What `GET /health` reports: which backends serve the cache and the ledger, and whether each answers.
+ */
+import { HttpApiSchema } from "@effect/platform"
+import { Schema } from "effect"
+
+export const CacheBackendName = Schema.Literal("memory", "redis")
+export type CacheBackendName = typeof CacheBackendName.Type
+
+export const LedgerBackendName = Schema.Literal("embedded", "postgres")
+export type LedgerBackendName = typeof LedgerBackendName.Type
+
+const backends = {
+  cache: Schema.Struct({ backend: CacheBackendName, reachable: Schema.Boolean }),
+  ledger: Schema.Struct({ backend: LedgerBackendName, reachable: Schema.Boolean })
+}
+
+/** The service answers snapshots: `degraded` when the cache is unreachable (snapshots are then computed uncached). */
+export const Health = Schema.Struct({
+  status: Schema.Literal("ok", "degraded"),
+  ...backends
+}).annotations({ identifier: "Health" })
+
+export type Health = typeof Health.Type
+
+/** The ledger is unreachable: snapshots that are not cached cannot be computed. */
+export class Unhealthy extends Schema.TaggedError<Unhealthy>()(
+  "Unhealthy",
+  { message: Schema.String, ...backends },
+  HttpApiSchema.annotations({ status: 503, description: "The ledger is unreachable" })
+) {}

@@ -1,0 +1,29 @@
+/**
+ * The ledger: where entries are stored and a tenant's balance is aggregated. Two layers implement it, chosen from
+ * `Config` in `Backends.ts`: `LedgerRepo/Embedded.ts` (in memory, seeded with demo tenants) and
+ * `LedgerRepo/Postgres.ts` (`@effect/sql-pg`).
+ */
+import type { BigDecimal, Effect } from "effect"
+import { Context } from "effect"
+import type { LedgerSnapshotQuery } from "../examples/LedgerSnapshot.js"
+import type { Entry, NewEntry } from "./Domain/Entry.js"
+import type { LedgerUnavailable } from "./Domain/Errors.js"
+import type { LedgerBackendName } from "./Domain/Health.js"
+
+/** The aggregate behind a snapshot: the sum of the amounts posted on or before `asOf`, and how many there are. */
+export interface Aggregate {
+  readonly balance: BigDecimal.BigDecimal
+  readonly entries: number
+}
+
+export class LedgerRepo extends Context.Tag("ledger-service/LedgerRepo")<LedgerRepo, {
+  readonly backend: LedgerBackendName
+  /** Where the ledger lives, for the startup line (never a secret). */
+  readonly location: string
+  /** Stores an entry; once this has succeeded, every later `aggregate` counts it. */
+  readonly append: (tenantId: string, entry: NewEntry) => Effect.Effect<Entry, LedgerUnavailable>
+  /** The expensive part of a snapshot, computed for real on every call. */
+  readonly aggregate: (query: LedgerSnapshotQuery) => Effect.Effect<Aggregate, LedgerUnavailable>
+  /** Succeeds when the ledger answers. */
+  readonly ping: Effect.Effect<void, LedgerUnavailable>
+}>() {}

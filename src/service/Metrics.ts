@@ -1,0 +1,27 @@
+/**
+ * Prometheus metrics: Effect's metrics (the cache's `response_cache_lookups_total` and
+ * `response_cache_resolve_duration_ms` among them) read by `@effect/opentelemetry`'s producer and rendered by the
+ * OpenTelemetry Prometheus exporter, which here runs no server of its own: `GET /metrics` asks it.
+ */
+import * as OtelMetrics from "@effect/opentelemetry/Metrics"
+import * as Resource from "@effect/opentelemetry/Resource"
+import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
+import type { MetricReader } from "@opentelemetry/sdk-metrics"
+import { Effect } from "effect"
+
+export class PrometheusMetrics extends Effect.Service<PrometheusMetrics>()("ledger-service/PrometheusMetrics", {
+  scoped: Effect.gen(function*() {
+    const exporter = new PrometheusExporter({ preventServerStart: true })
+    const serializer = new PrometheusSerializer()
+    // The exporter (0.223.0) pins sdk-metrics 2.12.0 while the project resolves 2.12.1: two copies of the same
+    // MetricReader class, identical at run time, different types to TypeScript (private fields).
+    yield* OtelMetrics.registerProducer(yield* OtelMetrics.makeProducer, () => exporter as unknown as MetricReader)
+    return {
+      /** The current metrics in the Prometheus text format. */
+      scrape: Effect.promise(() => exporter.collect()).pipe(
+        Effect.map(({ resourceMetrics }) => serializer.serialize(resourceMetrics))
+      )
+    } as const
+  }),
+  dependencies: [Resource.layer({ serviceName: "ledger-snapshots" })]
+}) {}
