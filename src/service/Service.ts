@@ -9,7 +9,6 @@ import { type HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Effect, Layer } from "effect"
 import { createServer } from "node:http"
-import type { ResponseCache } from "../index.js"
 import { CacheBackend, CacheLive, LedgerLive } from "./Backends.js"
 import { HttpLive } from "./Http.js"
 import { Ledger } from "./Ledger.js"
@@ -28,10 +27,13 @@ const StartupLine = Layer.effectDiscard(Effect.gen(function*() {
   )
 }))
 
-/** The service on the given server, over the given cache and ledger; its services stay visible (for tests). */
-export const serviceLayer = <E1, E2, R2>(
+/**
+ * The service on the given server, over backends that provide the `ResponseCache`, its `CacheBackend` and the
+ * `LedgerRepo` (anything missing shows as a requirement left); its services stay visible, for tests.
+ */
+export const serviceLayer = <E1, B, E2, R2>(
   server: Layer.Layer<HttpServer.HttpServer | HttpRouter.HttpRouter.DefaultServices, E1>,
-  backends: Layer.Layer<ResponseCache.ResponseCache | CacheBackend | LedgerRepo, E2, R2>
+  backends: Layer.Layer<B, E2, R2>
 ) =>
   Layer.mergeAll(HttpLive, StartupLine).pipe(
     Layer.provideMerge(server),
