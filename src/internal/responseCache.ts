@@ -83,6 +83,15 @@ const decodeEntry = <A>(schema: Schema.Schema<A, any, never>, payload: string): 
   return Either.mapLeft(decoderFor(schema)(json), (cause) => new SerdeError({ subject: "entry", cause }))
 }
 
+/** `f` of the checked policy, without a step when the policy was checked before. */
+const withPolicy = <A, E, R>(
+  policy: CachePolicy.CachePolicy,
+  f: (policy: CachePolicy.Resolved) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | CacheError, R> => {
+  const resolved = CachePolicy.resolvedSync(policy)
+  return resolved !== undefined ? f(resolved) : Effect.flatMap(CachePolicy.resolve(policy), f)
+}
+
 const defaultTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /**
@@ -435,7 +444,7 @@ export const make = (
       query: Q,
       namespace: CacheKey.NamespaceKeys
     ): Effect.Effect<Result<A>, E | CacheError, R> =>
-      Effect.flatMap(CachePolicy.resolve(Cacheable.policyFor(cacheable, query)), (policy) => {
+      withPolicy(Cacheable.policyFor(cacheable, query), (policy) => {
         const key = keyOf(namespace, cacheable, query)
         if (Either.isLeft(key)) return Effect.fail(key.left)
         return Effect.matchEffect(
@@ -469,9 +478,13 @@ export const make = (
         }
         const lookup = lookupOrResolve(cacheable, query, keysOf(namespace))
         if (!traced) {
-          return Effect.map(
-            Effect.onExit(lookup, (exit) => Metric.increment(lookups[Exit.isSuccess(exit) ? exit.value.outcome : "error"])),
-            answer
+          // Counted in the steps the lookup takes anyway (`onExit` would cost several more).
+          return Effect.tapErrorCause(
+            Effect.map(lookup, (result) => {
+              lookups[result.outcome].unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
+              return answer(result)
+            }),
+            () => Metric.increment(lookups.error)
           )
         }
         return Effect.useSpan(
