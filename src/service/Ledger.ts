@@ -107,7 +107,8 @@ export class Ledger extends Effect.Service<Ledger>()("ledger-service/Ledger", {
           Effect.catchAll((error) =>
             Effect.gen(function*() {
               owed.set(namespace, (owed.get(namespace) ?? 0) + 1)
-              yield* FiberSet.run(retries, invalidateInBackground(namespace))
+              // Forked from an uninterruptible region, the retry would inherit it and hold up the shutdown.
+              yield* FiberSet.run(retries, Effect.interruptible(invalidateInBackground(namespace)))
               yield* Effect.logWarning(`entry ${stored.id} stored, cache invalidation owed: ${error.message}`)
               return yield* new InvalidationPending({
                 message: `entry ${stored.id} was stored, but the cached snapshots of tenant ${tenantId} could not be ` +

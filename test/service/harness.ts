@@ -50,12 +50,12 @@ export const steered = <E, R>(inner: Layer.Layer<LedgerRepo, E, R>) =>
   })).pipe(Layer.provide(inner))
 
 /** The cache's backend tag beside a cache layer. */
-export const cacheOf = (name: "memory" | "redis", layer: Layer.Layer<ResponseCache.ResponseCache>) =>
+export const cacheOf = <A>(name: "memory" | "redis", layer: Layer.Layer<A>) =>
   Layer.merge(layer, Layer.succeed(CacheBackend, { name, location: "test" }))
 
 /** The service on a free port, over `cache` and a steered `ledger`; quiet below warnings. */
-export const serviceUnderTest = <E1, E2, R2>(
-  cache: Layer.Layer<ResponseCache.ResponseCache | CacheBackend, E1>,
+export const serviceUnderTest = <C, E1, E2, R2>(
+  cache: Layer.Layer<C, E1>,
   ledger: Layer.Layer<LedgerRepo, E2, R2>
 ) =>
   serviceLayer(
