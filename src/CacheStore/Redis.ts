@@ -114,6 +114,7 @@ export const defineScripts = (client: Redis | Cluster): ScriptedRedis => {
 }
 
 const scanPageSize = 1000
+const sweepBatchSize = 200
 
 const isCluster = (client: Redis | Cluster): client is Cluster => "slots" in client && "nodes" in client
 
@@ -247,9 +248,15 @@ export const make = (
               const [next, keys] = await node.scan(cursor, "MATCH", namespace.entryPattern, "COUNT", scanPageSize)
               return { keys, next, node }
             })
-            const removed = keys.length === 0
-              ? 0
-              : yield* call("sweep", () => client.rcSweep(keys.length + 1, namespace.generation, ...keys))
+            // Checked in batches, each one short script, so other clients' commands run in between.
+            const removed = keys.length === 0 ? 0 : yield* call("sweep", () => {
+              const batches: Array<Promise<number>> = []
+              for (let i = 0; i < keys.length; i += sweepBatchSize) {
+                const batch = keys.slice(i, i + sweepBatchSize)
+                batches.push(client.rcSweep(batch.length + 1, namespace.generation, ...batch))
+              }
+              return Promise.all(batches).then((counts) => counts.reduce((a, b) => a + b, 0))
+            })
             return [removed, next === "0" ? Option.none() : Option.some({ cursor: next, node })] as const
           })
         ),
