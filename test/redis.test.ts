@@ -184,10 +184,6 @@ describe("redis layer", () => {
           { concurrency: 512, discard: true }
         )
         yield* ResponseCache.set(cacheable, { tenant: "small", n: 1 }, 1)
-        // 25 ms: what no single command of the sweep may take even on a loaded 2-core machine (one page-sized
-        // script of 1,000 keys took 17 ms there; batches of 200 take a fifth of that).
-        yield* Effect.promise(() => client.config("SET", "slowlog-log-slower-than", "25000"))
-        yield* Effect.promise(() => client.slowlog("RESET"))
         yield* Effect.promise(() => client.config("RESETSTAT"))
         const pages = yield* Stream.runCollect(
           Stream.unwrap(Effect.as(ResponseCache.invalidateNamespace("tenant:big:v1"), ResponseCache.sweepNamespace("tenant:big:v1")))
@@ -198,10 +194,11 @@ describe("redis layer", () => {
       assert.strictEqual(pages.reduce((a, b) => a + b, 0), 100_000)
       assert.isAbove(pages.length, 50)
       const stats = yield* Effect.promise(() => client.info("commandstats"))
+      // The structure, not the timing (a loaded machine stretches any command): no KEYS, SCAN pages, and the
+      // UNLINKs in scripts of at most 200 keys.
       assert.notMatch(stats, /cmdstat_keys:/)
-      assert.match(stats, /cmdstat_scan:calls=\d+/)
-      // Nothing the sweep sent took 25 ms or more.
-      assert.deepStrictEqual(yield* Effect.promise(() => client.slowlog("GET", 10)), [])
+      assert.isAtLeast(Number(/cmdstat_scan:calls=(\d+)/.exec(stats)?.[1]), 100)
+      assert.isAtLeast(Number(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1]), 100_000 / 200)
       assert.strictEqual((yield* scanAll(client, `${prefix}:{ns:tenant:big:v1}:e:*`)).length, 0)
       assert.strictEqual((yield* scanAll(client, `${prefix}:{ns:tenant:small:v1}:e:*`)).length, 1)
     })), 120_000)
