@@ -35,6 +35,7 @@ import type { CacheError } from "./CacheError.js"
 import { checkPrefix } from "./CacheKey.js"
 import * as CircuitBreaker from "./CacheStore/CircuitBreaker.js"
 import * as MemoryStore from "./CacheStore/Memory.js"
+import * as NearCache from "./CacheStore/NearCache.js"
 import * as RedisStore from "./CacheStore/Redis.js"
 import * as internal from "./internal/responseCache.js"
 import type { Outcome } from "./ResponseCacheMetrics.js"
@@ -201,6 +202,15 @@ export interface RedisOptions {
     readonly failures?: number | undefined
     readonly cooldown?: Duration.DurationInput | undefined
   } | undefined
+  /**
+   * An in-process LRU of entries in front of Redis (opt-in), kept coherent across processes over pub/sub: an
+   * invalidation, `set` or `invalidate` in any process drops the entry everywhere within the pub/sub delivery
+   * time. `ttl` bounds how long an entry is kept near (never longer than Redis keeps it).
+   */
+  readonly nearCache?: {
+    readonly capacity: number
+    readonly ttl: Duration.DurationInput
+  } | undefined
 }
 
 /**
@@ -285,7 +295,17 @@ const makeRedisCache = (
       failures: options.circuitBreaker?.failures ?? 5,
       cooldownMs: Duration.toMillis(Duration.decode(options.circuitBreaker?.cooldown ?? Duration.seconds(1)))
     }
-    return yield* internal.make(CircuitBreaker.make(store, breaker), { prefix, strict: options.strict ?? false })
+    const guarded = CircuitBreaker.make(store, breaker)
+    const near = options.nearCache
+    if (near !== undefined && (!Number.isSafeInteger(near.capacity) || near.capacity < 1)) {
+      return yield* Effect.dieMessage(`Invalid nearCache capacity ${near.capacity}: use a whole number, at least 1`)
+    }
+    const front = near === undefined ? guarded : yield* NearCache.make(guarded, client, {
+      capacity: near.capacity,
+      ttlMs: Duration.toMillis(Duration.decode(near.ttl)),
+      channel: `${prefix}:near`
+    })
+    return yield* internal.make(front, { prefix, strict: options.strict ?? false })
   })
 
 const reveal = (secret: string | Redacted.Redacted): string =>
@@ -342,6 +362,10 @@ export const layerRedisCluster = (options: RedisClusterOptions): Layer.Layer<Res
           // a live node points the client at the new primary.
           retryDelayOnFailover: 0,
           retryDelayOnClusterDown: 0,
+          // TRYAGAIN (a script whose keys a slot migration has split) is retried with fresh commands, so
+          // commandTimeout does not bound it either: space the (at most 16) retries to fit in commandTimeout,
+          // which gives a migrating batch of keys that long to land.
+          retryDelayOnTryAgain: Math.max(1, Math.floor(commandTimeout / 16)),
           clusterRetryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000),
           redisOptions: clientOptions(commandTimeout)
         }),

@@ -11,7 +11,7 @@ import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
-import { Cluster } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 import { Cacheable, CacheKey, CachePolicy, ResponseCache } from "../src/index.js"
 import { conformance, probe, uniqueName } from "./conformance.js"
 import { type RedisCluster, startRedisCluster } from "./support/redisCluster.js"
@@ -61,6 +61,64 @@ const keysByPrimary = (client: Cluster, pattern: string) =>
       found.set(`${node.options.host}:${node.options.port}`, keys)
     }
     return found
+  })
+
+interface Primary {
+  readonly id: string
+  /** `host:port` */
+  readonly address: string
+  readonly slots: ReadonlyArray<readonly [number, number]>
+}
+
+/** The primaries that are up, with their slot ranges, by CLUSTER NODES. */
+const clusterPrimaries = (client: Cluster) =>
+  Effect.promise(async (): Promise<Array<Primary>> => {
+    const text = await client.call("CLUSTER", "NODES") as string
+    return text.trim().split("\n").map((line) => line.split(" "))
+      .filter((fields) => fields[2]!.split(",").includes("master") && !fields[2]!.includes("fail"))
+      .map((fields) => ({
+        id: fields[0]!,
+        address: fields[1]!.split("@")[0]!,
+        slots: fields.slice(8).filter((range) => !range.startsWith("[")).map((range) => {
+          const [from, to] = range.split("-").map(Number)
+          return [from!, to ?? from!] as const
+        })
+      }))
+  })
+
+const connectTo = (address: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => new Redis(`redis://${address}`, { commandTimeout: 5000 })),
+    (client) => Effect.promise(() => client.quit().catch(() => client.disconnect()))
+  )
+
+/**
+ * Moves one slot between primaries the way `redis-cli --cluster reshard` does: IMPORTING on the target,
+ * MIGRATING on the source, MIGRATE the keys in batches, then SETSLOT NODE on both.
+ */
+const startSlotMove = (slot: number, source: Primary, target: Primary) =>
+  Effect.gen(function*() {
+    const from = yield* connectTo(source.address)
+    const to = yield* connectTo(target.address)
+    const [host, port] = target.address.split(":") as [string, string]
+    yield* Effect.promise(() => to.call("CLUSTER", "SETSLOT", slot, "IMPORTING", source.id))
+    yield* Effect.promise(() => from.call("CLUSTER", "SETSLOT", slot, "MIGRATING", target.id))
+    return {
+      /** Migrates up to `count` of the slot's keys. */
+      migrate: (count: number) =>
+        Effect.promise(async () => {
+          for (let moved = 0; moved < count;) {
+            const keys = await from.call("CLUSTER", "GETKEYSINSLOT", slot, Math.min(100, count - moved)) as Array<string>
+            if (keys.length === 0) return
+            await from.call("MIGRATE", host, port, "", 0, 5000, "KEYS", ...keys)
+            moved += keys.length
+          }
+        }),
+      finish: Effect.promise(async () => {
+        await to.call("CLUSTER", "SETSLOT", slot, "NODE", target.id)
+        await from.call("CLUSTER", "SETSLOT", slot, "NODE", target.id)
+      })
+    }
   })
 
 conformance({
@@ -226,6 +284,60 @@ describe("on a cluster of this file's own, which it may break", () => {
   afterAll(async () => {
     await own?.stop()
   }, 30_000)
+
+  it.live("a resharding: calls answer while the slot migrates; the sweep follows the slot to its new primary", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const cluster = own!
+      const client = yield* openInspector(cluster.nodes)
+      const prefix = uniqueName("reshard")
+      const namespace = "tenant:m:v1"
+      const { cacheable } = probe({ resolve: (query) => Effect.succeed(query.n * 10) })
+      const cache = yield* Layer.build(ResponseCache.layerRedisCluster({ nodes: cluster.nodes, prefix }))
+      const inCache = <A, E>(effect: Effect.Effect<A, E, ResponseCache.ResponseCache>) => Effect.provide(effect, cache)
+      const lookup = (n: number) =>
+        inCache(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "m", n })).pipe(Effect.timeout("3 seconds"))
+      // A second instance with a short commandTimeout, for the calls made while the slot migrates.
+      const quick = yield* Layer.build(ResponseCache.layerRedisCluster({ nodes: cluster.nodes, prefix, commandTimeout: 200 }))
+
+      yield* inCache(Effect.forEach(Array.from({ length: 200 }, (_, n) => n), (n) =>
+        ResponseCache.getOrResolve(cacheable, { tenant: "m", n }), { concurrency: 20, discard: true }))
+      yield* inCache(ResponseCache.invalidateNamespace(namespace))
+      // Written after the invalidation: an entry no sweep may remove.
+      assert.strictEqual((yield* lookup(1000)).outcome, "miss")
+
+      const slot = yield* keySlot(client, CacheKey.namespaceKeys(prefix, namespace).generation)
+      const primaries = yield* clusterPrimaries(client)
+      const source = primaries.find((node) => node.slots.some(([from, to]) => from <= slot && slot <= to))!
+      const target = primaries.find((node) => node !== source)!
+      const move = yield* startSlotMove(slot, source, target)
+
+      // Half the namespace's keys moved, the slot MIGRATING: Redis answers TRYAGAIN to a script whose keys are
+      // split or missing, which the client retries within commandTimeout (200 ms here; the bound asserted is
+      // generous). Every call answers, with the resolver's value when the store cannot.
+      yield* move.migrate(100)
+      const stored = new Set([1000])
+      for (const n of [0, 150, 1000, 2000]) {
+        const result = yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "m", n }).pipe(
+          Effect.provide(quick),
+          Effect.timeout("1200 millis")
+        )
+        assert.strictEqual(result.value, n * 10)
+        assert.include(["miss", "hit", "bypass"], result.outcome)
+        if (result.outcome === "miss") stored.add(n)
+      }
+      yield* move.migrate(Infinity)
+      yield* move.finish
+
+      // This client still believes the slot is on the source: the sweep must find the entries on the target.
+      const removed = yield* inCache(Stream.runSum(ResponseCache.sweepNamespace(namespace)))
+      const overwritten = [0, 150].filter((n) => stored.has(n)).length
+      assert.strictEqual(removed, 200 - overwritten, "every dead entry was swept")
+      const left = yield* keysByPrimary(client, `${prefix}:*`)
+      assert.deepStrictEqual(left.get(source.address), [], "nothing is left on the old owner")
+      const entries = left.get(target.address)!.filter((key) => key.includes(":e:"))
+      assert.strictEqual(entries.length, stored.size, "the live entries are all that is left")
+      for (const n of stored) assert.strictEqual((yield* lookup(n)).outcome, "hit", `entry ${n} survived`)
+    })), 30_000)
 
   it.live("a primary killed under load: calls stay bounded and answer, caching resumes, nothing stale is served", () =>
     Effect.scoped(Effect.gen(function*() {
