@@ -8,7 +8,7 @@
 import { type HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { Config, Effect, Layer } from "effect"
-import { createServer } from "node:http"
+import { createServer, type Server, type ServerResponse } from "node:http"
 import { CacheBackend, CacheLive, LedgerLive } from "./Backends.js"
 import { HttpLive } from "./Http.js"
 import { Ledger } from "./Ledger.js"
@@ -41,8 +41,31 @@ export const serviceLayer = <E1, B, E2, R2>(
     Layer.provideMerge(backends)
   )
 
+/**
+ * A Node HTTP server for a graceful stop. `close()` stops accepting and waits for open connections; Node closes
+ * the idle ones at once, but a request still in flight would leave its keep-alive connection open after its
+ * response, holding the stop up to the keep-alive timeout. Here, once closing, such responses go out with
+ * `Connection: close`.
+ */
+export const createGracefulServer = (): Server => {
+  const server = createServer()
+  const inFlight = new Set<ServerResponse>()
+  server.on("request", (_request, response: ServerResponse) => {
+    inFlight.add(response)
+    response.once("close", () => inFlight.delete(response))
+  })
+  const close = server.close.bind(server)
+  server.close = (callback) => {
+    for (const response of inFlight) {
+      if (!response.headersSent) response.setHeader("connection", "close")
+    }
+    return close(callback)
+  }
+  return server
+}
+
 /** The server on `HOST` (default 127.0.0.1) and `PORT` (default 3000). */
-export const ServerLive = NodeHttpServer.layerConfig(createServer, {
+export const ServerLive = NodeHttpServer.layerConfig(createGracefulServer, {
   port: Config.integer("PORT").pipe(Config.withDefault(3000)),
   host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1"))
 })

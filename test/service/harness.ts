@@ -5,12 +5,11 @@
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { BigDecimal, Context, Deferred, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
-import { createServer } from "node:http"
 import { ResponseCache } from "../../src/index.js"
 import { CacheBackend } from "../../src/service/Backends.js"
 import { LedgerUnavailable } from "../../src/service/Domain/Errors.js"
 import { LedgerRepo } from "../../src/service/LedgerRepo.js"
-import { serviceLayer } from "../../src/service/Service.js"
+import { createGracefulServer, serviceLayer } from "../../src/service/Service.js"
 
 /** Steers the ledger under the service. */
 export interface LedgerControl {
@@ -59,7 +58,7 @@ export const serviceUnderTest = <C, E1, E2, R2>(
   ledger: Layer.Layer<LedgerRepo, E2, R2>
 ) =>
   serviceLayer(
-    NodeHttpServer.layer(createServer, { port: 0, host: "127.0.0.1" }),
+    NodeHttpServer.layer(createGracefulServer, { port: 0, host: "127.0.0.1" }),
     Layer.merge(cache, steered(ledger))
   ).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)))
 
