@@ -10,14 +10,16 @@
 #   scripts/redis-cluster.sh nodes DIR            the node URLs of the cluster in DIR
 #
 # Environment: REDIS_CLUSTER_NODE_TIMEOUT (ms, default 2000) — how long a silent primary takes to be failed over;
-# REDIS_CLUSTER_WAIT (seconds, default 30) — how long `start` waits for the cluster to be healthy.
+# REDIS_CLUSTER_WAIT (seconds, default 30) — how long `start` waits for the cluster to be healthy;
+# REDIS_CLUSTER_BIND (default 127.0.0.1) — another address (0.0.0.0 in a container whose ports are published)
+# turns protected mode off, and the nodes still announce 127.0.0.1 (docker-compose.yml, profile `cluster`).
 #
 # The processes are tracked by the pid files in DIR, and `stop` / `kill` only signal a pid whose command line is
 # a redis-server on that port: never a server this script did not start.
 set -euo pipefail
 
 usage() {
-  sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -29,6 +31,12 @@ NODES=6
 REPLICAS=1
 node_timeout=${REDIS_CLUSTER_NODE_TIMEOUT:-2000}
 wait_seconds=${REDIS_CLUSTER_WAIT:-30}
+bind=${REDIS_CLUSTER_BIND:-127.0.0.1}
+if [ "$bind" = "127.0.0.1" ]; then
+  network=(--bind 127.0.0.1 --protected-mode yes)
+else
+  network=(--bind "$bind" --protected-mode no --cluster-announce-ip 127.0.0.1)
+fi
 
 redis_server=$(command -v redis-server || true)
 redis_cli=$(command -v redis-cli || true)
@@ -125,7 +133,7 @@ start() {
     rm -rf "${dir:?}/$port"
     mkdir -p "$dir/$port"
     "$redis_server" \
-      --port "$port" --bind 127.0.0.1 --protected-mode yes \
+      --port "$port" "${network[@]}" \
       --cluster-enabled yes --cluster-config-file "$dir/$port/nodes.conf" \
       --cluster-node-timeout "$node_timeout" \
       --save "" --appendonly no --repl-diskless-sync-delay 0 --dir "$dir/$port" \

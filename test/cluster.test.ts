@@ -6,6 +6,7 @@
 import { afterAll, assert, beforeAll, describe, inject, it } from "@effect/vitest"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -121,6 +122,18 @@ const startSlotMove = (slot: number, source: Primary, target: Primary) =>
     }
   })
 
+/** How many SCAN and KEYS commands each primary has served (INFO commandstats; read, never reset). */
+const commandCalls = (client: Cluster) =>
+  Effect.promise(async () =>
+    new Map(
+      await Promise.all(client.nodes("master").map(async (node) => {
+        const stats = await node.info("commandstats")
+        const calls = (command: string) => Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+        return [`${node.options.host}:${node.options.port}`, { scan: calls("scan"), keys: calls("keys") }] as const
+      }))
+    )
+  )
+
 conformance({
   name: "redis cluster",
   live: true,
@@ -152,7 +165,8 @@ describe("redis cluster layer", () => {
       }).pipe(Effect.provide(ResponseCache.layerRedisCluster({ nodes, prefix })))
 
       const where = yield* keysByPrimary(client, `${prefix}:*`)
-      assert.strictEqual(where.size, 3, "three primaries")
+      // The suite's own cluster has three primaries; a cluster of REDIS_CLUSTER_NODES may have more.
+      assert.isAtLeast(where.size, 3, "three primaries")
       const ownerOf = yield* slotOwners(client)
       const primariesUsed = new Set<string>()
       for (const tenant of tenants) {
@@ -166,7 +180,7 @@ describe("redis cluster layer", () => {
         assert.strictEqual(here.filter((key) => key.startsWith(keys.entryPrefix)).length, 2)
         for (const key of here) assert.strictEqual(yield* keySlot(client, key), slot)
       }
-      assert.strictEqual(primariesUsed.size, 3, "the 30 namespaces live on all three primaries")
+      assert.isAtLeast(primariesUsed.size, 3, "the 30 namespaces live on all three primaries")
       const total = [...where.values()].reduce((sum, keys) => sum + keys.length, 0)
       assert.strictEqual(total, 30 * 3, "nothing else was written (locks are released and deleted)")
     })))
@@ -179,18 +193,19 @@ describe("redis cluster layer", () => {
       const namespace = "tenant:r:v1"
       const ownerOf = yield* slotOwners(client)
       const owner = ownerOf(yield* keySlot(client, CacheKey.namespaceKeys(prefix, namespace).generation))
-      const removed = yield* Effect.gen(function*() {
+      const [removed, before, after] = yield* Effect.gen(function*() {
         yield* Effect.forEach([1, 2, 3, 4], (n) => ResponseCache.getOrResolve(cacheable, { tenant: "r", n }))
         yield* ResponseCache.invalidateNamespace(namespace)
-        yield* Effect.promise(() => Promise.all(client.nodes("master").map((node) => node.config("RESETSTAT"))))
-        return yield* Stream.runSum(ResponseCache.sweepNamespace(namespace))
+        const before = yield* commandCalls(client)
+        const removed = yield* Stream.runSum(ResponseCache.sweepNamespace(namespace))
+        return [removed, before, yield* commandCalls(client)] as const
       }).pipe(Effect.provide(ResponseCache.layerRedisCluster({ nodes, prefix })))
       assert.strictEqual(removed, 4)
-      for (const node of client.nodes("master")) {
-        const stats = yield* Effect.promise(() => node.info("commandstats"))
-        const scanned = /cmdstat_scan:calls=\d+/.test(stats)
-        assert.strictEqual(scanned, `${node.options.host}:${node.options.port}` === owner, `SCAN on ${node.options.port}`)
-        assert.notMatch(stats, /cmdstat_keys:/)
+      assert.isAtLeast(before.size, 3)
+      for (const [primary, calls] of after) {
+        const scans = calls.scan - before.get(primary)!.scan
+        assert.strictEqual(scans > 0, primary === owner, `SCAN on ${primary}`)
+        assert.strictEqual(calls.keys, before.get(primary)!.keys, `KEYS on ${primary}`)
       }
     })))
 
@@ -212,7 +227,7 @@ describe("redis cluster layer", () => {
         })
         return yield* keysByPrimary(client, `${prefix}:*`)
       }).pipe(Effect.provide(layer))
-      assert.strictEqual([...before.values()].filter((keys) => keys.length > 0).length, 3)
+      assert.isAtLeast([...before.values()].filter((keys) => keys.length > 0).length, 3, "on three primaries")
 
       const removed = yield* ResponseCache.purgeNamespace("tenant:p0:v1").pipe(Effect.provide(layer))
       assert.strictEqual(removed, 5)
@@ -230,6 +245,32 @@ describe("redis cluster layer", () => {
           Effect.provide(layer)
         )
       assert.deepStrictEqual(outcomes, ["miss", "hit", "hit"])
+    })))
+
+  it.live("the cross-process lock: a second instance waits for the first one's value, woken by pub/sub", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const prefix = uniqueName("lock")
+      const gate = yield* Deferred.make<void>()
+      const started = yield* Deferred.make<void>()
+      const { cacheable, state } = probe({
+        policy: CachePolicy.make({ ttl: "1 minute", lock: "10 seconds" }),
+        resolve: (query) => Effect.as(Effect.zipRight(Deferred.succeed(started, void 0), Deferred.await(gate)), query.n * 10)
+      })
+      // Two instances, two cluster clients: what two processes look like to Redis.
+      const a = yield* Layer.build(ResponseCache.layerRedisCluster({ nodes, prefix }))
+      const b = yield* Layer.build(ResponseCache.layerRedisCluster({ nodes, prefix }))
+      const lookup = ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 4 })
+      const first = yield* Effect.fork(Effect.provide(lookup, a))
+      yield* Deferred.await(started)
+      const second = yield* Effect.fork(Effect.provide(lookup, b))
+      yield* Effect.sleep("300 millis")
+      const released = Date.now()
+      yield* Deferred.succeed(gate, void 0)
+      assert.deepStrictEqual(yield* Fiber.join(first), { value: 40, outcome: "miss" })
+      assert.deepStrictEqual(yield* Fiber.join(second), { value: 40, outcome: "coalesced" })
+      // Woken by the release, not by the lock running out.
+      assert.isBelow(Date.now() - released, 3000)
+      assert.strictEqual(state.runs, 1)
     })))
 
   it.live("layerRedisClusterConfig reads the nodes from the application's Config", () =>
