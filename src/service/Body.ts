@@ -30,7 +30,8 @@ const readBytes = (request: HttpServerRequest.HttpServerRequest, limit: number) 
       else chunks.push(chunk)
     }
     const onEnd = () => finish(Effect.succeed(Buffer.concat(chunks)))
-    const onError = (error: Error) => finish(Effect.fail(new MalformedBody({ message: `reading the body failed: ${error.message}` })))
+    const onError = (error: Error) =>
+      finish(Effect.fail(new MalformedBody({ message: `reading the body failed: ${error.message}` })))
     source.on("data", onData)
     source.once("end", onEnd)
     source.once("error", onError)

@@ -117,7 +117,10 @@ const ErrorsAsJson = HttpApiBuilder.middleware((app) =>
         }))
       }
       if (error._tag === "RequestError") {
-        return Effect.succeed(json(400, { _tag: "MalformedBody", message: `the request could not be read: ${error.message}` }))
+        return Effect.succeed(json(400, {
+          _tag: "MalformedBody",
+          message: `the request could not be read: ${error.message}`
+        }))
       }
     }
     return Effect.failCause(cause)

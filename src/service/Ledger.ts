@@ -130,6 +130,6 @@ export class Ledger extends Effect.Service<Ledger>()("ledger-service/Ledger", {
         Effect.catchTags({ RedisError: cacheFailure, SerdeError: cacheFailure, TimeError: cacheFailure })
       )
 
-    return { snapshot, post, purge, snapshots } as const
+    return { snapshot, post, purge } as const
   })
 }) {}

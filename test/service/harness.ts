@@ -79,7 +79,11 @@ export interface Reply {
 export const request = (
   method: string,
   path: string,
-  options: { readonly json?: unknown; readonly body?: string | ReadableStream<Uint8Array>; readonly headers?: Record<string, string> } = {}
+  options: {
+    readonly json?: unknown
+    readonly body?: string | ReadableStream<Uint8Array>
+    readonly headers?: Record<string, string>
+  } = {}
 ): Effect.Effect<Reply, never, HttpServer.HttpServer> =>
   Effect.flatMap(baseUrl, (base) =>
     Effect.promise(async () => {
@@ -119,7 +123,9 @@ export const callersInFlight = (callers: number) =>
 /** Exact decimal sum of amount strings. */
 export const sum = (amounts: ReadonlyArray<string>) =>
   BigDecimal.format(
-    BigDecimal.normalize(amounts.reduce((acc, a) => BigDecimal.sum(acc, BigDecimal.unsafeFromString(a)), BigDecimal.fromBigInt(0n)))
+    BigDecimal.normalize(
+      amounts.reduce((acc, a) => BigDecimal.sum(acc, BigDecimal.unsafeFromString(a)), BigDecimal.fromBigInt(0n))
+    )
   )
 
 let unique = 0

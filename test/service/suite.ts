@@ -23,7 +23,8 @@ export const serviceSuite = <E>(name: string, service: Layer.Layer<Services, E>)
     it.effect("a snapshot is a miss, then a hit with the same body", () =>
       Effect.gen(function*() {
         const tenant = freshTenant()
-        assert.strictEqual((yield* post(tenant, { account: "cash", amount: "125.50", postedOn: "2025-03-01" })).status, 201)
+        const stored = yield* post(tenant, { account: "cash", amount: "125.50", postedOn: "2025-03-01" })
+        assert.strictEqual(stored.status, 201)
         const first = yield* snapshot(tenant, "2025-12-31")
         assert.strictEqual(first.status, 200)
         assert.strictEqual(first.headers.get("x-cache"), "miss")
@@ -113,7 +114,8 @@ export const serviceSuite = <E>(name: string, service: Layer.Layer<Services, E>)
         })
         const readers = yield* Effect.fork(Effect.all([reader, reader, reader], { concurrency: "unbounded" }))
         for (let i = 0; i < 30; i++) {
-          assert.strictEqual((yield* post(tenant, { account: "cash", amount: amountFor(i), postedOn: "2025-05-05" })).status, 201)
+          const stored = yield* post(tenant, { account: "cash", amount: amountFor(i), postedOn: "2025-05-05" })
+          assert.strictEqual(stored.status, 201)
           yield* Ref.update(committed, (n) => n + 1)
         }
         yield* Deferred.succeed(done, void 0)
@@ -141,61 +143,57 @@ export const serviceSuite = <E>(name: string, service: Layer.Layer<Services, E>)
         const tenant = freshTenant()
         const path = `/tenants/${tenant}/entries`
         const valid = { account: "cash", amount: "12.50", postedOn: "2025-01-31" }
-        const cases: Array<{
-          readonly name: string
-          readonly method: string
-          readonly path: string
-          readonly options?: Parameters<typeof request>[2]
-          readonly status: number
-          readonly tag: string
-          readonly says: RegExp
-        }> = [
-          { name: "malformed UUID", method: "GET", path: "/tenants/not-a-uuid/snapshots/2025-01-01", status: 400, tag: "HttpApiDecodeError", says: /UUID/ },
-          { name: "impossible date", method: "GET", path: `/tenants/${tenant}/snapshots/2024-02-30`, status: 400, tag: "HttpApiDecodeError", says: /2024-02-30 is not a calendar date/ },
-          { name: "month 13", method: "GET", path: `/tenants/${tenant}/snapshots/2024-13-01`, status: 400, tag: "HttpApiDecodeError", says: /not a calendar date/ },
-          { name: "not a date", method: "GET", path: `/tenants/${tenant}/snapshots/yesterday`, status: 400, tag: "HttpApiDecodeError", says: /YYYY-MM-DD/ },
-          { name: "year 0000", method: "GET", path: `/tenants/${tenant}/snapshots/0000-06-01`, status: 400, tag: "HttpApiDecodeError", says: /year 0000/ },
-          { name: "purge of a malformed UUID", method: "DELETE", path: "/tenants/123/cache", status: 400, tag: "HttpApiDecodeError", says: /UUID/ },
-          { name: "POST to a malformed UUID", method: "POST", path: "/tenants/xyz/entries", options: { json: valid }, status: 400, tag: "HttpApiDecodeError", says: /UUID/ },
-          { name: "exponent amount", method: "POST", path, options: { json: { ...valid, amount: "1e3" } }, status: 400, tag: "HttpApiDecodeError", says: /decimal string/ },
-          { name: "float amount", method: "POST", path, options: { json: { ...valid, amount: 12.5 } }, status: 400, tag: "HttpApiDecodeError", says: /Expected string, actual 12.5/ },
-          { name: "word amount", method: "POST", path, options: { json: { ...valid, amount: "ten" } }, status: 400, tag: "HttpApiDecodeError", says: /decimal string/ },
-          { name: "too many decimals", method: "POST", path, options: { json: { ...valid, amount: "1.23456" } }, status: 400, tag: "HttpApiDecodeError", says: /4 after/ },
-          { name: "zero amount", method: "POST", path, options: { json: { ...valid, amount: "0.00" } }, status: 400, tag: "HttpApiDecodeError", says: /must not be zero/ },
-          { name: "impossible postedOn", method: "POST", path, options: { json: { ...valid, postedOn: "2023-02-29" } }, status: 400, tag: "HttpApiDecodeError", says: /2023-02-29 is not a calendar date/ },
-          { name: "missing account", method: "POST", path, options: { json: { amount: "1", postedOn: "2025-01-01" } }, status: 400, tag: "HttpApiDecodeError", says: /account/ },
-          { name: "unknown field", method: "POST", path, options: { json: { ...valid, currency: "EUR" } }, status: 400, tag: "HttpApiDecodeError", says: /currency/ },
-          { name: "bad account", method: "POST", path, options: { json: { ...valid, account: "" } }, status: 400, tag: "HttpApiDecodeError", says: /account name/ },
-          { name: "not JSON", method: "POST", path, options: { body: "{\"account\": ", headers: { "content-type": "application/json" } }, status: 400, tag: "MalformedBody", says: /not valid JSON/ },
-          { name: "empty body", method: "POST", path, options: { body: "", headers: { "content-type": "application/json" } }, status: 400, tag: "MalformedBody", says: /empty/ },
-          { name: "JSON array", method: "POST", path, options: { json: [valid] }, status: 400, tag: "HttpApiDecodeError", says: /Expected NewEntry|Expected \{/ },
-          { name: "not declared as JSON", method: "POST", path, options: { body: "account=cash", headers: { "content-type": "application/x-www-form-urlencoded" } }, status: 415, tag: "UnsupportedMediaType", says: /application\/json/ },
-          { name: "oversized body", method: "POST", path, options: { json: { ...valid, memo: "x".repeat(100_000) } }, status: 413, tag: "PayloadTooLarge", says: /larger than 8192 bytes/ },
-          {
-            name: "oversized body without a length (chunked)",
-            method: "POST",
+        const json = { "content-type": "application/json" }
+        const chunked = () =>
+          new ReadableStream<Uint8Array>({
+            start(controller) {
+              for (let i = 0; i < 20; i++) controller.enqueue(new TextEncoder().encode(" ".repeat(1024)))
+              controller.close()
+            }
+          })
+        const decode = "HttpApiDecodeError"
+        const snapshotOf = (asOf: string) => `/tenants/${tenant}/snapshots/${asOf}`
+        const entry = (fields: Record<string, unknown>) => ({ json: { ...valid, ...fields } })
+        // [what, method, path, request options, status, _tag, what the message must say]
+        const cases: Array<[string, string, string, Parameters<typeof request>[2], number, string, RegExp]> = [
+          ["malformed UUID", "GET", "/tenants/not-a-uuid/snapshots/2025-01-01", {}, 400, decode, /UUID/],
+          ["impossible date", "GET", snapshotOf("2024-02-30"), {}, 400, decode, /2024-02-30 is not a calendar date/],
+          ["month 13", "GET", snapshotOf("2024-13-01"), {}, 400, decode, /not a calendar date/],
+          ["not a date", "GET", snapshotOf("yesterday"), {}, 400, decode, /YYYY-MM-DD/],
+          ["year 0000", "GET", snapshotOf("0000-06-01"), {}, 400, decode, /year 0000/],
+          ["purge of a malformed UUID", "DELETE", "/tenants/123/cache", {}, 400, decode, /UUID/],
+          ["POST to a malformed UUID", "POST", "/tenants/xyz/entries", { json: valid }, 400, decode, /UUID/],
+          ["exponent amount", "POST", path, entry({ amount: "1e3" }), 400, decode, /decimal string/],
+          ["float amount", "POST", path, entry({ amount: 12.5 }), 400, decode, /Expected string, actual 12.5/],
+          ["word amount", "POST", path, entry({ amount: "ten" }), 400, decode, /decimal string/],
+          ["too many decimals", "POST", path, entry({ amount: "1.23456" }), 400, decode, /4 after/],
+          ["zero amount", "POST", path, entry({ amount: "0.00" }), 400, decode, /must not be zero/],
+          ["impossible postedOn", "POST", path, entry({ postedOn: "2023-02-29" }), 400, decode, /2023-02-29 is not/],
+          ["missing account", "POST", path, { json: { amount: "1", postedOn: "2025-01-01" } }, 400, decode, /account/],
+          ["unknown field", "POST", path, entry({ currency: "EUR" }), 400, decode, /currency/],
+          ["bad account", "POST", path, entry({ account: "" }), 400, decode, /account name/],
+          ["not JSON", "POST", path, { body: "{\"account\": ", headers: json }, 400, "MalformedBody", /not valid JSON/],
+          ["empty body", "POST", path, { body: "", headers: json }, 400, "MalformedBody", /empty/],
+          ["JSON array", "POST", path, { json: [valid] }, 400, decode, /Expected NewEntry|Expected \{/],
+          [
+            "not declared as JSON",
+            "POST",
             path,
-            options: {
-              body: new ReadableStream({
-                start(controller) {
-                  for (let i = 0; i < 20; i++) controller.enqueue(new TextEncoder().encode(" ".repeat(1024)))
-                  controller.close()
-                }
-              }),
-              headers: { "content-type": "application/json" }
-            },
-            status: 413,
-            tag: "PayloadTooLarge",
-            says: /larger than/
-          },
-          { name: "unknown route", method: "GET", path: "/tenants", status: 404, tag: "RouteNotFound", says: /no route for GET \/tenants/ },
-          { name: "unknown method", method: "PUT", path, options: { json: valid }, status: 404, tag: "RouteNotFound", says: /no route for PUT/ }
+            { body: "account=cash", headers: { "content-type": "application/x-www-form-urlencoded" } },
+            415,
+            "UnsupportedMediaType",
+            /application\/json/
+          ],
+          ["oversized", "POST", path, entry({ memo: "x".repeat(100_000) }), 413, "PayloadTooLarge", /than 8192 bytes/],
+          ["oversized, chunked", "POST", path, { body: chunked(), headers: json }, 413, "PayloadTooLarge", /than/],
+          ["unknown route", "GET", "/tenants", {}, 404, "RouteNotFound", /no route for GET \/tenants/],
+          ["unknown method", "PUT", path, { json: valid }, 404, "RouteNotFound", /no route for PUT/]
         ]
-        for (const c of cases) {
-          const reply = yield* request(c.method, c.path, c.options)
-          assert.strictEqual(reply.status, c.status, `${c.name}: ${JSON.stringify(reply.body)}`)
-          assert.strictEqual(reply.body._tag, c.tag, c.name)
-          assert.match(reply.body.message, c.says, c.name)
+        for (const [what, method, target, options, status, tag, says] of cases) {
+          const reply = yield* request(method, target, options)
+          assert.strictEqual(reply.status, status, `${what}: ${JSON.stringify(reply.body)}`)
+          assert.strictEqual(reply.body._tag, tag, what)
+          assert.match(reply.body.message, says, what)
         }
         // Nothing was written for the tenant.
         const after = yield* snapshot(tenant, "2030-01-01")

@@ -5,10 +5,13 @@
 import { BigDecimal, Schema } from "effect"
 import { IsoDate } from "../../examples/LedgerSnapshot.js"
 
+const example = "6b1f3c2a-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
+
 /** A tenant id: a UUID, lower-cased on the way in, so that one tenant has one cache namespace whatever the case. */
 export const TenantId = Schema.Lowercase.pipe(
-  Schema.compose(Schema.UUID.annotations({ message: () => "expected a UUID such as 6b1f3c2a-0d4e-4f5a-8b6c-7d8e9f0a1b2c" }))
-).annotations({ identifier: "TenantId" })
+  Schema.compose(Schema.UUID.annotations({ message: () => `expected a UUID, e.g. ${example}` })),
+  Schema.annotations({ identifier: "TenantId" })
+)
 
 /** A calendar date the ledger can keep: an `IsoDate` from year 0001 on (PostgreSQL has no year 0000). */
 export const LedgerDate = IsoDate.pipe(
@@ -30,7 +33,8 @@ const decimalString = /^-?\d{1,15}(\.\d{1,4})?$/
 /** A posted amount: a decimal string, parsed exactly into a `BigDecimal`; never zero. */
 export const Amount = Schema.String.pipe(
   Schema.pattern(decimalString, {
-    message: () => "expected a decimal string such as \"125.50\" or \"-3.2\" (at most 15 digits before the point, 4 after)"
+    message: () =>
+      "expected a decimal string such as \"125.50\" or \"-3.2\" (at most 15 digits before the point, 4 after)"
   }),
   Schema.compose(Schema.BigDecimal),
   Schema.filter((amount) => !BigDecimal.isZero(amount) || "amount must not be zero"),
