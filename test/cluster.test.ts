@@ -217,7 +217,7 @@ describe("redis cluster layer", () => {
       const tenants = Array.from({ length: 12 }, (_, i) => `p${i}`)
       const layer = ResponseCache.layerRedisCluster({ nodes, prefix })
       // Keys that only look alike: another prefix, and a key outside any prefix in the same slot.
-      const foreign = [`${prefix}x:{ns:tenant:p0:v1}:e:0`, `{ns:tenant:p0:v1}:e:1`]
+      const foreign = [`${prefix}x:{ns:tenant:p0:v1}:e:0`, `{ns:tenant:p0:v1}:e:${prefix}`]
       for (const key of foreign) yield* Effect.promise(() => client.set(key, "keep"))
       const before = yield* Effect.gen(function*() {
         yield* Effect.forEach(tenants, (tenant) =>
