@@ -198,74 +198,77 @@ describe("chaos: the cache's own redis-server frozen, killed, restarted and star
     }).pipe(Effect.provide(logs.layer))
   }, 20_000)
 
-  it.scopedLive("SIGKILL and a restart on the same port: caching resumes, and no answer is older than its floor", () => {
-    const logs = captureLogs()
-    return Effect.gen(function*() {
-      const redis = yield* ownRedis()
-      const cache = yield* buildCache({
-        url: redis.url,
-        prefix: uniqueName("kill"),
-        commandTimeout: 200,
-        circuitBreaker: { failures: 3, cooldown: 200 }
-      })
-      const ledger = new Ledger()
-      const { cacheable } = ledgerCacheable(ledger, { delayMs: 2 })
-      const ns = uniqueName("ledger")
-      const read = checkedRead(cache, ledger, cacheable)
-      const summary = (r: ResponseCache.WithOutcome<typeof Answer.Type>) => [r.value.version, r.outcome]
+  for (const near of [false, true]) {
+    it.scopedLive(`SIGKILL and a restart on the same port${near ? " (near-cache on)" : ""}: caching resumes, and no answer is older than its floor`, () => {
+      const logs = captureLogs()
+      return Effect.gen(function*() {
+        const redis = yield* ownRedis()
+        const cache = yield* buildCache({
+          url: redis.url,
+          prefix: uniqueName("kill"),
+          commandTimeout: 200,
+          circuitBreaker: { failures: 3, cooldown: 200 },
+          ...(near ? { nearCache: { capacity: 1000, ttl: "30 seconds" } } : {})
+        })
+        const ledger = new Ledger()
+        const { cacheable } = ledgerCacheable(ledger, { delayMs: 2 })
+        const ns = uniqueName("ledger")
+        const read = checkedRead(cache, ledger, cacheable)
+        const summary = (r: ResponseCache.WithOutcome<typeof Answer.Type>) => [r.value.version, r.outcome]
 
-      assert.deepStrictEqual(summary(yield* read(ns, 0)), [1, "miss"])
-      assert.deepStrictEqual(summary(yield* read(ns, 0)), [1, "hit"])
-      assert.isTrue(yield* ledger.write(ns, cache.invalidateNamespace(ns)))
-      assert.deepStrictEqual(summary(yield* read(ns, 0)), [2, "miss"])
-      assert.deepStrictEqual(summary(yield* read(ns, 0)), [2, "hit"])
+        assert.deepStrictEqual(summary(yield* read(ns, 0)), [1, "miss"])
+        assert.deepStrictEqual(summary(yield* read(ns, 0)), [1, "hit"])
+        assert.isTrue(yield* ledger.write(ns, cache.invalidateNamespace(ns)))
+        assert.deepStrictEqual(summary(yield* read(ns, 0)), [2, "miss"])
+        assert.deepStrictEqual(summary(yield* read(ns, 0)), [2, "hit"])
 
-      // Readers and a writer keep going through the outage: the writer's invalidations fail while Redis is gone
-      // (and promise nothing), and succeed again once it is back.
-      let running = true
-      const outcomes: Record<string, number> = {}
-      const reader = Effect.gen(function*() {
-        while (running) {
-          const result = yield* read(ns, Math.floor(Math.random() * 5))
-          outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1
-          yield* Effect.sleep("2 millis")
-        }
-      })
-      const writer = Effect.gen(function*() {
-        while (running) {
-          yield* ledger.write(ns, bounded("invalidate", cache.invalidateNamespace(ns)))
-          yield* Effect.sleep("40 millis")
-        }
-      })
-      const background = yield* Effect.fork(Effect.all([...range(8).map(() => reader), writer], { concurrency: "unbounded" }))
+        // Readers and a writer keep going through the outage: the writer's invalidations fail while Redis is gone
+        // (and promise nothing), and succeed again once it is back.
+        let running = true
+        const outcomes: Record<string, number> = {}
+        const reader = Effect.gen(function*() {
+          while (running) {
+            const result = yield* read(ns, Math.floor(Math.random() * 5))
+            outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1
+            yield* Effect.sleep("2 millis")
+          }
+        })
+        const writer = Effect.gen(function*() {
+          while (running) {
+            yield* ledger.write(ns, bounded("invalidate", cache.invalidateNamespace(ns)))
+            yield* Effect.sleep("40 millis")
+          }
+        })
+        const background = yield* Effect.fork(Effect.all([...range(8).map(() => reader), writer], { concurrency: "unbounded" }))
 
-      yield* Effect.sleep("150 millis")
-      yield* redis.kill
-      yield* Effect.sleep("300 millis")
-      const failedWhileDown = ledger.invalidationsFailed
-      yield* redis.restart
-      const restartedAt = Date.now()
-      // No restart of the cache: the client reconnects, the breaker probes, and entries are written and hit again.
-      yield* pollUntil(read(ns, 0), (r) => r.outcome === "hit")
-      const secondsToHit = (Date.now() - restartedAt) / 1000
-      yield* Effect.sleep("200 millis")
-      running = false
-      yield* Fiber.join(background)
+        yield* Effect.sleep("150 millis")
+        yield* redis.kill
+        yield* Effect.sleep("300 millis")
+        const failedWhileDown = ledger.invalidationsFailed
+        yield* redis.restart
+        const restartedAt = Date.now()
+        // No restart of the cache: the client reconnects, the breaker probes, and entries are written and hit again.
+        yield* pollUntil(read(ns, 0), (r) => r.outcome === "hit")
+        const secondsToHit = (Date.now() - restartedAt) / 1000
+        yield* Effect.sleep("200 millis")
+        running = false
+        yield* Fiber.join(background)
 
-      assert.deepStrictEqual(ledger.stale, [])
-      assert.isAtLeast(failedWhileDown, 1)
-      assert.isAbove(ledger.invalidations - ledger.invalidationsFailed, 3)
-      assert.isAbove(ledger.readsAfterInvalidation, 100)
-      assert.isAbove(outcomes.bypass ?? 0, 0)
-      assert.isAbove(outcomes.hit ?? 0, 0)
-      assert.isBelow(secondsToHit, 10)
-      // A last write after everything: read at once, it is never the value from before.
-      assert.isTrue(yield* ledger.write(ns, cache.invalidateNamespace(ns)))
-      assert.strictEqual((yield* read(ns, 0)).value.version, ledger.current(ns))
-      assert.deepStrictEqual(ledger.stale, [])
-      assert.deepStrictEqual(yield* settledInFlight(cache), { resolves: 0, callers: 0 })
-    }).pipe(Effect.provide(logs.layer))
-  }, 20_000)
+        assert.deepStrictEqual(ledger.stale, [])
+        assert.isAtLeast(failedWhileDown, 1)
+        assert.isAbove(ledger.invalidations - ledger.invalidationsFailed, 3)
+        assert.isAbove(ledger.readsAfterInvalidation, 100)
+        assert.isAbove(outcomes.bypass ?? 0, 0)
+        assert.isAbove(outcomes.hit ?? 0, 0)
+        assert.isBelow(secondsToHit, 10)
+        // A last write after everything: read at once, it is never the value from before.
+        assert.isTrue(yield* ledger.write(ns, cache.invalidateNamespace(ns)))
+        assert.strictEqual((yield* read(ns, 0)).value.version, ledger.current(ns))
+        assert.deepStrictEqual(ledger.stale, [])
+        assert.deepStrictEqual(yield* settledInFlight(cache), { resolves: 0, callers: 0 })
+      }).pipe(Effect.provide(logs.layer))
+    }, 20_000)
+  }
 
   it.scopedLive("tiny maxmemory with allkeys-lru under write pressure and invalidations: never a stale read", () => {
     const logs = captureLogs()
