@@ -14,7 +14,7 @@
  *
  * Options: --requests N --concurrency N --namespaces N --queries N --invalidate-every N --rate N (calls/s, 0 =
  * as fast as possible) --restarts N --down-ms N --strict (surface Redis errors: failed requests are then expected)
- * --command-timeout-ms N --cooldown-ms N.
+ * --command-timeout-ms N --cooldown-ms N --near-cache (the in-process LRU in front of Redis).
  */
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
@@ -40,7 +40,8 @@ const { values: args } = parseArgs({
     "down-ms": { type: "string", default: "500" },
     "command-timeout-ms": { type: "string" },
     "cooldown-ms": { type: "string" },
-    strict: { type: "boolean", default: false }
+    strict: { type: "boolean", default: false },
+    "near-cache": { type: "boolean", default: false }
   }
 })
 
@@ -115,7 +116,8 @@ const program = Effect.gen(function*() {
       prefix: "soak",
       strict,
       ...(args["command-timeout-ms"] ? { commandTimeout: Number(args["command-timeout-ms"]) } : {}),
-      ...(args["cooldown-ms"] ? { circuitBreaker: { cooldown: Number(args["cooldown-ms"]) } } : {})
+      ...(args["cooldown-ms"] ? { circuitBreaker: { cooldown: Number(args["cooldown-ms"]) } } : {}),
+      ...(args["near-cache"] ? { nearCache: { capacity: 10_000, ttl: "30 seconds" } } : {})
     })),
     (context) => Context.get(context, ResponseCache.ResponseCache)
   )
@@ -124,7 +126,8 @@ const program = Effect.gen(function*() {
     `soak: ${requests} getOrResolve calls, concurrency ${concurrency}, ${namespaceCount * queryCount} keys ` +
       `(${namespaceCount} namespaces × ${queryCount} queries), 1 write+invalidation per ${invalidateEvery} calls, ` +
       `${rate > 0 ? `${rate} calls/s` : "unpaced"}, ${restarts} SIGKILL+restart of redis-server :${port} ` +
-      `(down ${downMs} ms), ${strict ? "strict" : "default (fail-open)"} mode`
+      `(down ${downMs} ms), ${strict ? "strict" : "default (fail-open)"} mode` +
+      (args["near-cache"] ? ", near-cache on" : "")
   )
 
   const started = performance.now()
