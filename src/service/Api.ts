@@ -16,6 +16,7 @@ import {
 } from "./Domain/Errors.js"
 import { Health, Unhealthy } from "./Domain/Health.js"
 
+/** Reading a tenant's snapshot, and purging its cached ones. */
 export class SnapshotsApi extends HttpApiGroup.make("snapshots")
   .add(
     HttpApiEndpoint.get("snapshot", "/tenants/:tenantId/snapshots/:asOf")
@@ -39,6 +40,7 @@ export class SnapshotsApi extends HttpApiGroup.make("snapshots")
   .annotate(OpenApi.Title, "Snapshots")
 {}
 
+/** Posting an entry to a tenant's ledger. */
 export class EntriesApi extends HttpApiGroup.make("entries")
   .add(
     HttpApiEndpoint.post("post", "/tenants/:tenantId/entries")
@@ -58,6 +60,7 @@ export class EntriesApi extends HttpApiGroup.make("entries")
   .annotate(OpenApi.Title, "Entries")
 {}
 
+/** For operators: health and metrics. */
 export class OpsApi extends HttpApiGroup.make("ops")
   .add(
     HttpApiEndpoint.get("health", "/health")
@@ -73,6 +76,7 @@ export class OpsApi extends HttpApiGroup.make("ops")
   .annotate(OpenApi.Title, "Operations")
 {}
 
+/** The whole API; `/openapi.json` is derived from it. */
 export class Api extends HttpApi.make("ledger-snapshots")
   .add(SnapshotsApi)
   .add(EntriesApi)

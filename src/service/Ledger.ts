@@ -45,6 +45,7 @@ const cacheFailure = (error: CacheError) =>
     ? Effect.fail(new CacheUnavailable({ message: `the cache store failed: ${error.message}` }))
     : Effect.die(error)
 
+/** The use cases: `snapshot`, `post`, `purge`. */
 export class Ledger extends Effect.Service<Ledger>()("ledger-service/Ledger", {
   scoped: Effect.gen(function*() {
     const repo = yield* LedgerRepo

@@ -16,6 +16,7 @@ export interface Aggregate {
   readonly entries: number
 }
 
+/** The ledger store; `Backends.ts` picks its layer. */
 export class LedgerRepo extends Context.Tag("ledger-service/LedgerRepo")<LedgerRepo, {
   readonly backend: LedgerBackendName
   /** Where the ledger lives, for the startup line (never a secret). */

@@ -9,6 +9,7 @@ import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporte
 import type { MetricReader } from "@opentelemetry/sdk-metrics"
 import { Effect } from "effect"
 
+/** Effect's metrics, scraped in the Prometheus text format. */
 export class PrometheusMetrics extends Effect.Service<PrometheusMetrics>()("ledger-service/PrometheusMetrics", {
   scoped: Effect.gen(function*() {
     const exporter = new PrometheusExporter({ preventServerStart: true })

@@ -4,9 +4,11 @@
 import { HttpApiSchema } from "@effect/platform"
 import { Schema } from "effect"
 
+/** The store under the cache. */
 export const CacheBackendName = Schema.Literal("memory", "redis")
 export type CacheBackendName = typeof CacheBackendName.Type
 
+/** Where the ledger lives. */
 export const LedgerBackendName = Schema.Literal("embedded", "postgres")
 export type LedgerBackendName = typeof LedgerBackendName.Type
 

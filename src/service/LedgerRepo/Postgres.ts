@@ -14,6 +14,7 @@ import { LedgerUnavailable } from "../Domain/Errors.js"
 import { LedgerRepo } from "../LedgerRepo.js"
 import { demoEntries } from "./Seed.js"
 
+/** Where the PostgreSQL ledger lives. */
 export interface Options {
   readonly url: Redacted.Redacted
   /** The schema that holds the ledger's tables (created if missing); default `ledger`. */

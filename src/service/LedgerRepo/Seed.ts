@@ -4,14 +4,17 @@
  */
 import { BigDecimal } from "effect"
 
+/** The demo tenants, by name. */
 export const demoTenants = {
   acme: "6b1f3c2a-0d4e-4f5a-8b6c-7d8e9f0a1b2c",
   globex: "9c2e4d3b-1e5f-4a6b-9c7d-8e9f0a1b2c3d",
   initech: "a1d35e4c-2f60-4b7c-8d8e-9f0a1b2c3d4e"
 } as const
 
+/** Entries per demo tenant, posted between 2024-01-01 and 2025-12-31. */
 export const entriesPerTenant = 3000
 
+/** A demo entry. */
 export interface SeedEntry {
   readonly id: string
   readonly tenantId: string
