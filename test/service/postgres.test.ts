@@ -6,7 +6,7 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, inject, it, layer } from "@effect/vitest"
-import { Effect, Exit, Layer, Redacted } from "effect"
+import { Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { ResponseCache } from "../../src/index.js"
 import { LedgerRepo } from "../../src/service/LedgerRepo.js"
 import * as PostgresLedger from "../../src/service/LedgerRepo/Postgres.js"
@@ -73,6 +73,30 @@ describe.skipIf(Exit.isFailure(reachable))("PostgreSQL ledger", () => {
           assert.strictEqual(again.entries, entriesPerTenant)
           const [row] = yield* sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM ${sql(`${schema}.entries`)}`
           assert.strictEqual(row!.n, 3 * entriesPerTenant)
+        }))
+
+      it.effect("stopping the service closes its connections to PostgreSQL", () =>
+        Effect.gen(function*() {
+          const sql = yield* SqlClient.SqlClient
+          const applicationName = uniquePrefix("pool")
+          const connections = Effect.map(
+            sql<{ readonly n: number }>`
+              SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = ${applicationName}`,
+            ([row]) => row!.n
+          )
+          const scope = yield* Scope.make()
+          const context = yield* Layer.buildWithScope(
+            serviceUnderTest(
+              cacheOf("memory", ResponseCache.layerMemory()),
+              PostgresLedger.layer({ url, schema, applicationName })
+            ),
+            scope
+          )
+          const reply = yield* Effect.provide(snapshot(demoTenants.acme, "2025-06-30"), context)
+          assert.strictEqual(reply.status, 200)
+          assert.isAbove(yield* connections, 0)
+          yield* Scope.close(scope, Exit.void)
+          assert.strictEqual(yield* connections, 0)
         }))
 
       it.effect("an entry is a row; a query that fails is a 503 LedgerUnavailable, and the service goes on", () =>

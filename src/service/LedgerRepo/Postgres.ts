@@ -21,6 +21,8 @@ export interface Options {
   readonly schema?: string | undefined
   /** Bound on every ledger query; default 5 seconds. */
   readonly queryTimeout?: Duration.DurationInput | undefined
+  /** How the pool's connections name themselves to the server (`pg_stat_activity`); default `ledger-snapshots`. */
+  readonly applicationName?: string | undefined
 }
 
 const validSchema = /^[a-z_][a-z0-9_]{0,62}$/
@@ -151,7 +153,7 @@ export const layer = (options: Options): Layer.Layer<LedgerRepo, SqlError.SqlErr
       url: options.url,
       connectTimeout: Duration.seconds(5),
       maxConnections: 10,
-      applicationName: "ledger-snapshots"
+      applicationName: options.applicationName ?? "ledger-snapshots"
     })),
     Layer.provide(NodeContext.layer)
   )
