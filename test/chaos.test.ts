@@ -300,19 +300,23 @@ describe("chaos: the cache's own redis-server frozen, killed, restarted and star
       const read = checkedRead(cache, ledger, cacheable)
       const namespaces = range(200).map((i) => `lru${i}`)
       const pick = <A>(items: ReadonlyArray<A>) => items[Math.floor(Math.random() * items.length)]!
+      const randomQ = () => Math.floor(Math.random() * 20)
       const outcomes: Record<string, number> = {}
 
       // Rounds: every namespace is filled (≈ 4 MB of entries into 2 MB: old entries and generations are evicted),
-      // then read again at random with invalidations interleaved, so reads land on namespaces whose generation
-      // may be gone while their entries are still there.
+      // then read again at random — half the time in a hot set that mostly stays in memory, so reads hit — with
+      // invalidations interleaved, so reads land on namespaces whose generation may be gone while their entries
+      // are still there.
+      const hot = namespaces.slice(0, 20)
+      const somewhere = () => Math.random() < 0.5 ? pick(hot) : pick(namespaces)
       for (let round = 0; round < 3; round++) {
         yield* Effect.forEach(range(4000), (i) => {
           if (i % 20 === 0) {
-            const victim = pick(namespaces)
+            const victim = somewhere()
             return Effect.asVoid(ledger.write(victim, cache.invalidateNamespace(victim)))
           }
-          const ns = i < 2000 ? namespaces[i % 200]! : pick(namespaces)
-          return Effect.map(read(ns, i < 2000 ? Math.floor(i / 200) * 2 % 20 : Math.floor(Math.random() * 20)), (r) => {
+          const [ns, q] = i < 2000 ? [namespaces[i % 200]!, Math.floor(i / 200) * 2 % 20] : [somewhere(), randomQ()]
+          return Effect.map(read(ns, q), (r) => {
             outcomes[r.outcome] = (outcomes[r.outcome] ?? 0) + 1
           })
         }, { concurrency: 50, discard: true })
