@@ -1,0 +1,19 @@
+/**
+ * Every contender, in the order they run in each round and appear in the tables. Add one here.
+ */
+import type { Contender } from "../Contender.js"
+import { asyncCacheDedupe } from "./asyncCacheDedupe.js"
+import { bentocache } from "./bentocache.js"
+import { cachified } from "./cachified.js"
+import { cacheManager } from "./cacheManager.js"
+import { ours } from "./ours.js"
+import { raw } from "./raw.js"
+
+export const contenders: ReadonlyArray<Contender> = [
+  ...raw,
+  ...ours,
+  ...bentocache,
+  ...cachified,
+  ...cacheManager,
+  ...asyncCacheDedupe
+]

@@ -1,0 +1,71 @@
+/**
+ * The baseline every ratio is taken against: ioredis `GET` + `JSON.parse`, `SET … PX` on a miss, no single flight.
+ * "Purging" a namespace is SCAN + UNLINK over its key pattern, which is what deleting costs without generations.
+ */
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import { Redis, type RedisOptions } from "ioredis"
+import type { Contender, Env, Instance } from "../Contender.js"
+import type { Snapshot } from "../Origin.js"
+
+const start = (env: Env, options: RedisOptions, inEffect: boolean): Instance => {
+  const redis = new Redis(env.url, options)
+  const keyOf = (ns: string, id: number) => `${env.prefix}:${ns}:${id}`
+  const miss = async (key: string, ns: string, id: number): Promise<Snapshot> => {
+    const value = await env.origin.resolve(ns, id)
+    await redis.set(key, JSON.stringify(value), "PX", env.ttlMs)
+    return value
+  }
+  const get = (ns: string, id: number): Promise<Snapshot> => {
+    const key = keyOf(ns, id)
+    return redis.get(key).then((json) => (json === null ? miss(key, ns, id) : JSON.parse(json)))
+  }
+  const purge = async (ns: string) => {
+    let cursor = "0"
+    do {
+      const [next, keys] = await redis.scan(cursor, "MATCH", `${env.prefix}:${ns}:*`, "COUNT", 1000)
+      if (keys.length > 0) await redis.unlink(...keys)
+      cursor = next
+    } while (cursor !== "0")
+  }
+  const runtime = ManagedRuntime.make(Layer.empty)
+  return {
+    caller: inEffect ? { _tag: "effect", run: (effect) => runtime.runPromise(effect as Effect.Effect<any, unknown>), get: (ns, id) => Effect.promise(() => get(ns, id)) } : { _tag: "promise", get },
+    invalidateNamespace: purge,
+    purgeNamespace: purge,
+    close: async () => {
+      await runtime.dispose()
+      await redis.quit()
+    }
+  }
+}
+
+export const raw: ReadonlyArray<Contender> = [
+  {
+    id: "raw",
+    label: "raw ioredis GET + JSON.parse",
+    family: "raw",
+    tier: "redis",
+    shared: true,
+    start: async (env) => start(env, {}, false)
+  },
+  {
+    id: "raw-autopipeline",
+    only: ["hot", "miss"],
+    label: "raw ioredis, enableAutoPipelining",
+    family: "raw",
+    tier: "redis",
+    shared: false,
+    start: async (env) => start(env, { enableAutoPipelining: true }, false)
+  },
+  {
+    id: "raw-effect",
+    only: ["hot", "miss"],
+    label: "raw ioredis GET in Effect.promise, from fibers",
+    family: "raw",
+    tier: "redis",
+    shared: false,
+    start: async (env) => start(env, {}, true)
+  }
+]
