@@ -18,6 +18,7 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import * as Stream from "effect/Stream"
 import { Redis } from "ioredis"
 import { Cacheable, CachePolicy, ResponseCache } from "../src/index.js"
 import { uniqueName } from "./conformance.js"
@@ -185,6 +186,22 @@ describe("chaos: the cache's own redis-server frozen, killed, restarted and star
       assert.isTrue(probe.every((r) => r.outcome === "bypass"))
       assert.strictEqual(logs.count(/timed out/), 1)
       assert.strictEqual(logs.count(/circuit open/), 19)
+
+      // Another instance built while Redis is frozen builds (it does not wait for a hung Redis), and every other
+      // operation on it fails with RedisError within the bound instead of hanging.
+      const other = yield* bounded("build while frozen", buildCache({ url: redis.url, prefix: uniqueName("stop"), commandTimeout: 100 }))
+      const operations: Array<Effect.Effect<unknown, unknown>> = [
+        other.get(cacheable, { ns: "stop", q: 0 }),
+        other.set(cacheable, { ns: "stop", q: 0 }, { version: 1, run: 0, pad: "" }),
+        other.invalidate(cacheable, { ns: "stop", q: 0 }),
+        other.invalidateNamespace("stop"),
+        other.purgeNamespace("stop"),
+        Stream.runDrain(other.sweepNamespace("stop"))
+      ]
+      for (const operation of operations) {
+        const error = yield* Effect.flip(bounded("an operation while frozen", operation))
+        assert.strictEqual((error as { _tag?: string })._tag, "RedisError")
+      }
 
       yield* redis.signal("SIGCONT")
       // The same layer instance: the next probe succeeds and the warm entry is served again.
