@@ -12,14 +12,15 @@
 # Environment: REDIS_CLUSTER_NODE_TIMEOUT (ms, default 2000) — how long a silent primary takes to be failed over;
 # REDIS_CLUSTER_WAIT (seconds, default 30) — how long `start` waits for the cluster to be healthy;
 # REDIS_CLUSTER_BIND (default 127.0.0.1) — another address (0.0.0.0 in a container whose ports are published)
-# turns protected mode off, and the nodes still announce 127.0.0.1 (docker-compose.yml, profile `cluster`).
+# turns protected mode off, and the nodes still announce 127.0.0.1 (docker-compose.yml, profile `cluster`);
+# REDIS_CLUSTER_OWNER_PID — a process whose exit stops the cluster (the test runner's pid).
 #
 # The processes are tracked by the pid files in DIR, and `stop` / `kill` only signal a pid whose command line is
 # a redis-server on that port: never a server this script did not start.
 set -euo pipefail
 
 usage() {
-  sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -32,6 +33,7 @@ REPLICAS=1
 node_timeout=${REDIS_CLUSTER_NODE_TIMEOUT:-2000}
 wait_seconds=${REDIS_CLUSTER_WAIT:-30}
 bind=${REDIS_CLUSTER_BIND:-127.0.0.1}
+owner=${REDIS_CLUSTER_OWNER_PID:-}
 if [ "$bind" = "127.0.0.1" ]; then
   network=(--bind 127.0.0.1 --protected-mode yes)
 else
@@ -51,14 +53,23 @@ is_port() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 55535 ]; }
 # Something already answers on 127.0.0.1:$1?
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# The command line of a process, or nothing (/proc where there is one, ps elsewhere).
+command_of() {
+  if [ -r "/proc/$1/cmdline" ]; then
+    tr '\0' ' ' <"/proc/$1/cmdline"
+  elif [ ! -d /proc/self ] && command -v ps >/dev/null; then
+    ps -p "$1" -o command= 2>/dev/null || true
+  fi
+}
+
 # The pid in DIR/PORT.pid if it is still our redis-server on that port; nothing otherwise.
 our_pid() {
   local port=$1 file="$dir/$1.pid" pid
   [ -f "$file" ] || return 0
   pid=$(tr -dc '0-9' <"$file")
-  [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 0
-  # Daemonized redis-server shows "redis-server 127.0.0.1:PORT [cluster]" as its command line.
-  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -Eq "redis-server[^ ]* .*:$port( |$)"; then echo "$pid"; fi
+  [ -n "$pid" ] || return 0
+  # A running redis-server shows "redis-server 127.0.0.1:PORT [cluster]"; one just started, its arguments.
+  if command_of "$pid" | grep -Eq "redis-server[^ ]* (.*:$port( |$)|.*--port $port( |$))"; then echo "$pid"; fi
 }
 
 ports_in_dir() {
@@ -82,11 +93,11 @@ stop_ports() {
   done
   for _ in $(seq 1 100); do
     local alive=0
-    for pid in "${pids[@]}"; do [ -d "/proc/$pid" ] && alive=1; done
+    for pid in ${pids[@]+"${pids[@]}"}; do kill -0 "$pid" 2>/dev/null && alive=1; done
     [ "$alive" = 0 ] && break
     sleep 0.05
   done
-  for pid in "${pids[@]}"; do [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true; done
+  for pid in ${pids[@]+"${pids[@]}"}; do kill -KILL "$pid" 2>/dev/null || true; done
   for port in "$@"; do rm -f "$dir/$port.pid"; done
 }
 
@@ -137,7 +148,9 @@ start() {
       --cluster-enabled yes --cluster-config-file "$dir/$port/nodes.conf" \
       --cluster-node-timeout "$node_timeout" \
       --save "" --appendonly no --repl-diskless-sync-delay 0 --dir "$dir/$port" \
-      --daemonize yes --pidfile "$dir/$port.pid" --logfile "$dir/$port/redis.log" >/dev/null
+      --daemonize no --logfile "$dir/$port/redis.log" </dev/null >/dev/null 2>&1 &
+    # Not daemonized: the nodes stay in the caller's process group, so a Ctrl-C that stops the caller stops them.
+    echo $! >"$dir/$port.pid"
   done
   for port in $(seq "$base" $((base + NODES - 1))); do
     for _ in $(seq 1 100); do
@@ -167,12 +180,28 @@ start() {
   done
   trap - ERR
   echo "$base" >"$dir/baseport"
+  if [ -n "$owner" ]; then
+    # Stop the cluster when its owner exits, however it exits (a test runner killed by a CI timeout, say).
+    (
+      while kill -0 "$owner" 2>/dev/null; do sleep 1; done
+      stop_ports $(ports_in_dir)
+      rm -f "$dir/watcher.pid"
+    ) </dev/null >/dev/null 2>&1 &
+    echo $! >"$dir/watcher.pid"
+  fi
   urls "$base"
 }
 
 stop() {
   [ -d "$dir" ] || return 0
-  local base=${1:-} port
+  local base=${1:-} port pid
+  if [ -f "$dir/watcher.pid" ]; then
+    pid=$(tr -dc '0-9' <"$dir/watcher.pid")
+    if [ -n "$pid" ] && command_of "$pid" | grep -q "redis-cluster.sh start"; then
+      kill "$pid" 2>/dev/null || true
+    fi
+    rm -f "$dir/watcher.pid"
+  fi
   if [ -n "$base" ]; then
     is_port "$base" || die "BASEPORT must be a port number"
     stop_ports $(seq "$base" $((base + NODES - 1)))

@@ -67,7 +67,11 @@ export const startRedisCluster = async (
 ): Promise<RedisCluster> => {
   redisServerBinary()
   const dir = mkdtempSync(join(tmpdir(), "rc-cluster-"))
-  const env = { REDIS_CLUSTER_NODE_TIMEOUT: String(options.nodeTimeoutMs ?? 2000) }
+  const env = {
+    REDIS_CLUSTER_NODE_TIMEOUT: String(options.nodeTimeoutMs ?? 2000),
+    // If this process dies without stopping the cluster (killed by a CI timeout, say), the script stops it.
+    REDIS_CLUSTER_OWNER_PID: String(process.pid)
+  }
   let lastError: unknown
   for (let attempt = 0; attempt < 3; attempt++) {
     const base = await freeBasePort()
