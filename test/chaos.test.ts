@@ -326,7 +326,7 @@ describe("chaos: the cache's own redis-server frozen, killed, restarted and star
       // are still there.
       const hot = namespaces.slice(0, 20)
       const somewhere = () => Math.random() < 0.5 ? pick(hot) : pick(namespaces)
-      for (let round = 0; round < 3; round++) {
+      for (let round = 0; round < 2; round++) {
         yield* Effect.forEach(range(4000), (i) => {
           if (i % 20 === 0) {
             const victim = somewhere()
