@@ -1,0 +1,161 @@
+/**
+ * A near-cache: an in-process LRU in front of a Redis store, so a hot entry is answered without a round trip
+ * (through the store's synchronous `lookupNow`). It is kept coherent across processes over Redis pub/sub: every
+ * namespace invalidation, `set` and `invalidate` publishes what it changed, and every process drops those local
+ * entries when the message arrives. The window in which another process may still serve an invalidated entry is
+ * the pub/sub delivery time (sub-millisecond on loopback). Until its subscription is confirmed, and from the moment
+ * its subscriber loses the connection (it may have missed messages) until it has resubscribed, a process serves
+ * nothing from its near-cache and empties it.
+ *
+ * Only entries without grace are kept near: an entry in a stale window is judged by the time Redis says it has
+ * left, which only Redis can tell. A near entry never outlives the time Redis gave it.
+ *
+ * @since 0.1.0
+ */
+import * as Clock from "effect/Clock"
+import * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type { Cluster, Redis } from "ioredis"
+import { LRUCache } from "lru-cache"
+import type { CacheKey } from "../CacheKey.js"
+import type { CacheStore, Lookup } from "../CacheStore.js"
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  readonly capacity: number
+  readonly ttlMs: number
+  /** The pub/sub channel of the layer's prefix. */
+  readonly channel: string
+}
+
+interface Near {
+  readonly namespace: string
+  readonly generation: string
+  readonly payload: string
+  readonly expiresAt: number
+}
+
+/**
+ * @since 0.1.0
+ * @category constructors
+ */
+export const make = (
+  store: CacheStore,
+  client: Redis | Cluster,
+  options: Options
+): Effect.Effect<CacheStore, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const byNamespace = new Map<string, Set<string>>()
+    const entries = new LRUCache<string, Near>({
+      max: options.capacity,
+      dispose: (near, entry) => {
+        const keys = byNamespace.get(near.namespace)
+        keys?.delete(entry)
+        if (keys?.size === 0) byNamespace.delete(near.namespace)
+      }
+    })
+    let coherent = false
+    // Bumped by every drop: a lookup that was on the wire when something was dropped may carry what was just
+    // invalidated, so its answer is not remembered.
+    let epoch = 0
+
+    const drop = (entry: string) => {
+      epoch++
+      entries.delete(entry)
+    }
+    const dropNamespace = (namespace: string) => {
+      epoch++
+      const keys = byNamespace.get(namespace)
+      if (keys !== undefined) for (const entry of [...keys]) entries.delete(entry)
+    }
+    const forgetAll = () => {
+      epoch++
+      coherent = false
+      entries.clear()
+    }
+
+    const subscriber = "slots" in client
+      ? (client as Cluster).duplicate([], { enableOfflineQueue: true })
+      : (client as Redis).duplicate({ enableOfflineQueue: true })
+    subscriber.on("error", () => {})
+    subscriber.on("message", (_channel: string, message: string) => {
+      if (message.startsWith("n:")) dropNamespace(message.slice(2))
+      else drop(message.slice(2))
+    })
+    // A subscriber that lost its connection may have missed messages: nothing near is trusted until it is back.
+    subscriber.on("close", forgetAll)
+    subscriber.on("ready", () => {
+      coherent = subscriber.status === "ready"
+    })
+    const subscribed = subscriber.subscribe(options.channel).then(() => {
+      coherent = true
+    }, forgetAll)
+    yield* Effect.addFinalizer(() =>
+      Effect.sync(() => {
+        forgetAll()
+        subscriber.disconnect()
+      })
+    )
+    // Like the client, the near-cache must not hold up the layer while Redis is down.
+    yield* Effect.promise(() => subscribed).pipe(Effect.timeoutOption("500 millis"))
+
+    const publish = (message: string) =>
+      Effect.promise(() => client.publish(options.channel, message).catch(() => 0))
+
+    const remember = (key: CacheKey, lookup: Lookup, now: number, since: number) => {
+      const entry = lookup.entry
+      if (!coherent || since !== epoch || entry === undefined || entry.graceMs > 0 || lookup.generation === undefined) return
+      const namespace = key.namespace.generation
+      entries.set(key.entry, {
+        namespace,
+        generation: lookup.generation,
+        payload: entry.payload,
+        expiresAt: now + Math.min(options.ttlMs, entry.remainingMs)
+      })
+      let keys = byNamespace.get(namespace)
+      if (keys === undefined) byNamespace.set(namespace, keys = new Set())
+      keys.add(key.entry)
+    }
+
+    const near: CacheStore = {
+      ...store,
+      lookupNow: (key, now) => {
+        const found = coherent ? entries.get(key.entry) : undefined
+        if (found === undefined || found.expiresAt <= now) {
+          return { generation: undefined, entry: undefined }
+        }
+        return {
+          generation: found.generation,
+          entry: { payload: found.payload, graceMs: 0, remainingMs: found.expiresAt - now }
+        }
+      },
+      lookup: (key, create, withGrace) =>
+        Effect.suspend(() => {
+          const since = epoch
+          return Effect.flatMap(store.lookup(key, create, withGrace), (lookup) =>
+            Effect.map(Clock.currentTimeMillis, (now) => {
+              remember(key, lookup, now, since)
+              return lookup
+            }))
+        }),
+      write: (key, write) =>
+        Effect.tap(store.write(key, write), () =>
+          write.expected === undefined
+            ? Effect.zipRight(Effect.sync(() => drop(key.entry)), publish(`e:${key.entry}`))
+            : Effect.void),
+      remove: (key) =>
+        Effect.zipRight(
+          store.remove(key),
+          Effect.zipRight(Effect.sync(() => drop(key.entry)), publish(`e:${key.entry}`))
+        ),
+      renewGeneration: (namespace, token) =>
+        Effect.zipRight(
+          store.renewGeneration(namespace, token),
+          Effect.zipRight(Effect.sync(() => dropNamespace(namespace.generation)), publish(`n:${namespace.generation}`))
+        )
+    }
+    return near
+  })
