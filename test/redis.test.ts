@@ -182,15 +182,16 @@ describe("redis layer", () => {
       const invalidated = performance.now()
       let changedAfterMs = Infinity
       let oldAfterChange = 0
-      while (performance.now() - invalidated < 200) {
+      while (performance.now() - invalidated < 600) {
         const { value } = yield* inB
         if (value !== 11 && changedAfterMs === Infinity) changedAfterMs = performance.now() - invalidated
         if (value === 11 && changedAfterMs !== Infinity) oldAfterChange++
         yield* Effect.yieldNow()
       }
-      // The window is the pub/sub delivery time (well under a millisecond on loopback; the benchmark reports its
-      // p99). 50 ms only allows for a loaded test machine; after the change, the old value never comes back.
-      assert.isBelow(changedAfterMs, 50)
+      // The window is the pub/sub delivery time: well under a millisecond on loopback (the benchmark reports its
+      // p99), but seen at 70 ms with the 2-core machine fully loaded, hence the loose bound; what must hold
+      // exactly is that after the change the old value never comes back.
+      assert.isBelow(changedAfterMs, 500)
       assert.strictEqual(oldAfterChange, 0)
       assert.strictEqual((yield* inB).value, 12)
     }).pipe(Effect.scoped))
