@@ -6,7 +6,6 @@
 import * as OtelMetrics from "@effect/opentelemetry/Metrics"
 import * as Resource from "@effect/opentelemetry/Resource"
 import { PrometheusExporter, PrometheusSerializer } from "@opentelemetry/exporter-prometheus"
-import type { MetricReader } from "@opentelemetry/sdk-metrics"
 import { Effect } from "effect"
 
 /** Effect's metrics, scraped in the Prometheus text format. */
@@ -14,9 +13,7 @@ export class PrometheusMetrics extends Effect.Service<PrometheusMetrics>()("ledg
   scoped: Effect.gen(function*() {
     const exporter = new PrometheusExporter({ preventServerStart: true })
     const serializer = new PrometheusSerializer()
-    // The exporter (0.223.0) pins sdk-metrics 2.12.0 while the project resolves 2.12.1: two copies of the same
-    // MetricReader class, identical at run time, different types to TypeScript (private fields).
-    yield* OtelMetrics.registerProducer(yield* OtelMetrics.makeProducer, () => exporter as unknown as MetricReader)
+    yield* OtelMetrics.registerProducer(yield* OtelMetrics.makeProducer, () => exporter)
     return {
       /** The current metrics in the Prometheus text format. */
       scrape: Effect.promise(() => exporter.collect()).pipe(
