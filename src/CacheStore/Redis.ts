@@ -130,6 +130,22 @@ const scanTarget = (client: Redis | Cluster, generationKey: string): Redis => {
   return node
 }
 
+/** `promise`, or a rejection after `ms`. */
+const within = <A>(promise: Promise<A>, ms: number): Promise<A> =>
+  new Promise<A>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms)
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error) => {
+        clearTimeout(timer)
+        reject(error)
+      }
+    )
+  })
+
 const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, RedisError> =>
   Effect.tryPromise({ try: run, catch: (cause) => new RedisError({ operation, cause }) })
 
@@ -157,10 +173,15 @@ const parseLookup = (reply: Array<string | number>): Lookup => {
  */
 export const make = (
   client: ScriptedRedis,
-  options: { readonly channel: string }
+  options: {
+    readonly channel: string
+    /** Bound on opening the subscriber connection and subscribing; default 1 second. */
+    readonly subscribeTimeoutMs?: number | undefined
+  }
 ): Effect.Effect<CacheStore, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { channel } = options
+    const subscribeTimeoutMs = options.subscribeTimeoutMs ?? 1000
     const listeners = new Map<string, Set<() => void>>()
     let subscriber: Redis | Cluster | undefined
     let subscribed: Promise<unknown> | undefined
@@ -181,7 +202,9 @@ export const make = (
         })
       }
       const sub = subscriber
-      subscribed ??= sub.connect().then(() => sub.subscribe(channel)).catch((error) => {
+      // Bounded: a cluster client that starts connecting while the cluster is down never settles its connect,
+      // and every later waiter of this process would wait on it.
+      subscribed ??= within(sub.connect().then(() => sub.subscribe(channel)), subscribeTimeoutMs).catch((error) => {
         // Try again on the next wait; ioredis resubscribes by itself after later reconnects.
         subscribed = undefined
         sub.disconnect()
@@ -201,18 +224,23 @@ export const make = (
         // The hot path: one MGET (atomic, and as cheap for Redis as a GET, where a script costs it twice that)
         // reads the generation and the entry together. Only a missing generation, or an entry with grace, whose
         // time left decides what it is, needs the script.
-        return Effect.flatMap(call("lookup", () => client.mget(key.namespace.generation, key.entry)), ([generation, value]) => {
-          if (generation === null || generation === undefined) return scripted
-          if (
-            value === null || value === undefined || value.charCodeAt(generation.length) !== 124 ||
-            !value.startsWith(generation)
-          ) return Effect.succeed({ generation, entry: undefined })
-          const bar = value.indexOf("|", generation.length + 1)
-          if (bar !== generation.length + 2 || value.charCodeAt(generation.length + 1) !== 48) return scripted
-          return Effect.succeed({
-            generation,
-            entry: { payload: value.slice(bar + 1), graceMs: 0, remainingMs: Infinity }
-          })
+        // Resumed straight from the reply: this is the hit path, and each Effect step here costs per hit.
+        return Effect.async<Lookup, RedisError>((resume) => {
+          client.mget(key.namespace.generation, key.entry).then(([generation, value]) => {
+            if (generation === null || generation === undefined) return resume(scripted)
+            if (
+              value === null || value === undefined || value.charCodeAt(generation.length) !== 124 ||
+              !value.startsWith(generation)
+            ) return resume(Effect.succeed({ generation, entry: undefined }))
+            const bar = value.indexOf("|", generation.length + 1)
+            if (bar !== generation.length + 2 || value.charCodeAt(generation.length + 1) !== 48) {
+              return resume(scripted)
+            }
+            resume(Effect.succeed({
+              generation,
+              entry: { payload: value.slice(bar + 1), graceMs: 0, remainingMs: Infinity }
+            }))
+          }, (cause) => resume(Effect.fail(new RedisError({ operation: "lookup", cause }))))
         })
       },
 
