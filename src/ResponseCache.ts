@@ -290,7 +290,10 @@ const makeRedisCache = (
     const prefix = yield* validPrefix(options.prefix ?? "rc")
     const commandTimeout = commandTimeoutMs(options)
     const client = yield* acquireClient(() => connect(commandTimeout), commandTimeout)
-    const store = yield* RedisStore.make(client, { channel: `${prefix}:lock-released` })
+    const store = yield* RedisStore.make(client, {
+      channel: `${prefix}:lock-released`,
+      subscribeTimeoutMs: Math.max(1000, commandTimeout)
+    })
     const breaker = {
       failures: options.circuitBreaker?.failures ?? 5,
       cooldownMs: Duration.toMillis(Duration.decode(options.circuitBreaker?.cooldown ?? Duration.seconds(1)))

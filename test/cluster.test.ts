@@ -10,9 +10,11 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
+import * as Schedule from "effect/Schedule"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
 import { Cluster, Redis } from "ioredis"
+import * as RedisStore from "../src/CacheStore/Redis.js"
 import { Cacheable, CacheKey, CachePolicy, ResponseCache } from "../src/index.js"
 import { conformance, probe, uniqueName } from "./conformance.js"
 import { type RedisCluster, startRedisCluster } from "./support/redisCluster.js"
@@ -523,4 +525,48 @@ describe("on a cluster of this file's own, which it may break", () => {
       const nowOwner = (yield* slotOwners(client))(yield* keySlot(client, CacheKey.namespaceKeys(prefix, "tenant:f0:v1").generation))
       assert.notStrictEqual(nowOwner, victim)
     })), 60_000)
+
+  it.live("a lock waiter's subscription: fails within its bound while the cluster is down, works once it is back", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const cluster = own!
+      const inspect = yield* openInspector(cluster.nodes)
+      const primaries = yield* clusterPrimaries(inspect)
+      // A primary that still has a replica (the failover test promoted one that has none).
+      const replicated = yield* Effect.promise(async () => {
+        const text = await inspect.call("CLUSTER", "NODES") as string
+        return new Set(text.trim().split("\n").map((line) => line.split(" "))
+          .filter((fields) => fields[2]!.includes("slave") && !fields[2]!.includes("fail")).map((fields) => fields[3]!))
+      })
+      const victim = primaries.find((node) => replicated.has(node.id))!
+      const survivor = yield* connectTo(primaries.find((node) => node !== victim)!.address)
+      const client = yield* Effect.acquireRelease(
+        Effect.sync(() => {
+          const client = new Cluster([...cluster.nodes], {
+            enableOfflineQueue: false,
+            retryDelayOnFailover: 0,
+            retryDelayOnClusterDown: 0,
+            redisOptions: { commandTimeout: 250, connectTimeout: 1000, maxRetriesPerRequest: 0 }
+          })
+          client.on("error", () => {})
+          return RedisStore.defineScripts(client)
+        }),
+        (client) => Effect.sync(() => client.disconnect())
+      )
+      const store = yield* RedisStore.make(client, { channel: `${uniqueName("sub")}:lock-released` })
+      yield* Effect.promise(() => cluster.kill(Number(victim.address.split(":")[1])))
+      const clusterState = Effect.promise(() =>
+        survivor.call("CLUSTER", "INFO").then((info) => /cluster_state:(\w+)/.exec(info as string)?.[1])
+      )
+      yield* clusterState.pipe(Effect.repeat({ until: (state) => state === "fail", schedule: Schedule.spaced("50 millis") }))
+      const key = yield* CacheKey.make(CacheKey.namespaceKeys("sub", "tenant:a:v1"), probe().cacheable, { tenant: "a", n: 1 })
+      const waited = yield* Effect.scoped(store.listenForRelease(key)).pipe(Effect.either, Effect.timeout("5 seconds"))
+      assert.strictEqual(waited._tag, "Left", "the subscription fails (the caller then resolves by itself)")
+      // The replica takes over; the next wait subscribes afresh.
+      yield* clusterState.pipe(
+        Effect.repeat({ until: (state) => state === "ok", schedule: Schedule.spaced("50 millis") }),
+        Effect.timeout("15 seconds")
+      )
+      const again = yield* Effect.scoped(store.listenForRelease(key)).pipe(Effect.either, Effect.timeout("5 seconds"))
+      assert.strictEqual(again._tag, "Right", "subscribed once the cluster is back")
+    })), 30_000)
 })
