@@ -197,6 +197,23 @@ describe("redis layer", () => {
       assert.strictEqual((yield* inB).value, 12)
     }).pipe(Effect.scoped))
 
+  it.live("near-cache: an entry is never kept near longer than Redis keeps it", () =>
+    Effect.gen(function*() {
+      const prefix = uniqueName("nearttl")
+      const layer = ResponseCache.layerRedis({ url, prefix, nearCache: { capacity: 100, ttl: "1 minute" } })
+      const a = yield* Layer.build(layer)
+      const b = yield* Layer.build(layer)
+      const { cacheable } = probe({ policy: CachePolicy.make({ ttl: 150 }) })
+      const query = { tenant: "t", n: 1 }
+      const lookupIn = (context: typeof a) => ResponseCache.getOrResolveWithOutcome(cacheable, query).pipe(Effect.provide(context))
+      assert.deepStrictEqual(yield* lookupIn(b), { value: 11, outcome: "miss" })
+      assert.deepStrictEqual(yield* lookupIn(b), { value: 11, outcome: "hit" })
+      // Redis drops the entry; A writes a new one on its miss, which publishes nothing. B must not keep the old.
+      yield* Effect.sleep(250)
+      assert.deepStrictEqual(yield* lookupIn(a), { value: 12, outcome: "miss" })
+      assert.deepStrictEqual(yield* lookupIn(b), { value: 12, outcome: "hit" })
+    }).pipe(Effect.scoped))
+
   it.live("layerRedisConfig reads its options from the application's Config", () =>
     Effect.gen(function*() {
       const prefix = uniqueName("cfg")

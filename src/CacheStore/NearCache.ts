@@ -132,10 +132,12 @@ export const make = (
           entry: { payload: found.payload, graceMs: 0, remainingMs: found.expiresAt - now }
         }
       },
-      lookup: (key, create, withGrace) =>
+      lookup: (key, create) =>
         Effect.suspend(() => {
           const since = epoch
-          return Effect.flatMap(store.lookup(key, create, withGrace), (lookup) =>
+          // Always with the time left (the store's script, not its MGET): a near entry must not outlive the
+          // Redis entry it copies, since a later write of the same key after expiry publishes nothing.
+          return Effect.flatMap(store.lookup(key, create, true), (lookup) =>
             Effect.map(Clock.currentTimeMillis, (now) => {
               remember(key, lookup, now, since)
               return lookup
