@@ -1,7 +1,9 @@
 /**
  * The cluster layer on a real local Redis Cluster (3 primaries, 3 replicas): the whole conformance suite, where a
- * namespace's keys live, the sweep's routing, purge — on the suite's shared cluster (globalSetup) — and then
- * resharding and a primary failing over under load, on a cluster of this file's own that it may break.
+ * namespace's keys live, the sweep's routing, purge, the cross-process lock — on the suite's shared cluster
+ * (globalSetup; REDIS_CLUSTER_NODES to use another, which is never flushed) — and then a resharding, a primary
+ * killed under load, and a lock subscription opened while the cluster is down, on a cluster of this file's own
+ * that it may break (started with scripts/redis-cluster.sh, stopped after).
  */
 import { afterAll, assert, beforeAll, describe, inject, it } from "@effect/vitest"
 import * as Config from "effect/Config"
