@@ -135,6 +135,25 @@ export const make = (
         Effect.annotateLogs({ operation: error.operation, cause: error.message })
       )
 
+    /**
+     * Stores a payload for its jittered fresh time plus the policy's grace, under `expected` (or, undefined, the
+     * current generation).
+     */
+    const writeEntry = (
+      key: CacheKey.CacheKey,
+      expected: string | undefined,
+      payload: string,
+      policy: CachePolicy.Resolved
+    ) =>
+      Effect.flatMap(Random.next, (u) =>
+        store.write(key, {
+          expected,
+          token: nextToken(),
+          payload,
+          graceMs: policy.graceMs,
+          ttlMs: CachePolicy.freshMs(policy, u) + policy.graceMs
+        }))
+
     /** Resolve, validate, and store under the generation read before resolving. */
     const resolveAndWrite = <Q, A, E, R>(
       cacheable: Cacheable.Cacheable<Q, A, E, R>,
@@ -146,14 +165,7 @@ export const make = (
       Effect.gen(function*() {
         const value = yield* resolveTimed(cacheable, query)
         const payload = yield* encodeResponse(cacheable.response, value)
-        const freshMs = CachePolicy.freshMs(policy, yield* Random.next)
-        const written = yield* Effect.either(store.write(key, {
-          expected: generation,
-          token: nextToken(),
-          payload,
-          graceMs: policy.graceMs,
-          ttlMs: freshMs + policy.graceMs
-        }))
+        const written = yield* Effect.either(writeEntry(key, generation, payload, policy))
         if (Either.isRight(written)) return { value, outcome: "miss" as const }
         if (strict) return yield* written.left
         yield* storeFailed(written.left, "writing")
@@ -535,14 +547,7 @@ export const make = (
         const policy = yield* CachePolicy.resolve(Cacheable.policyFor(cacheable, query))
         const key = yield* CacheKey.make(keysOf(cacheable.namespace(query)), cacheable, query)
         const payload = yield* encodeResponse(cacheable.response, value)
-        const freshMs = CachePolicy.freshMs(policy, yield* Random.next)
-        yield* store.write(key, {
-          expected: undefined,
-          token: nextToken(),
-          payload,
-          graceMs: policy.graceMs,
-          ttlMs: freshMs + policy.graceMs
-        })
+        yield* writeEntry(key, undefined, payload, policy)
       }).pipe(Effect.withSpan("ResponseCache.set", { captureStackTrace: false }))
 
     const invalidate = <Q, A, E, R>(cacheable: Cacheable.Cacheable<Q, A, E, R>, query: Q) =>
