@@ -35,6 +35,11 @@ export type Caller =
 
 export interface Instance {
   readonly caller: Caller
+  /**
+   * Writes the origin's current answers for `ids` straight into the cache (its `set`), which is quicker than
+   * filling a namespace through misses; workloads fall back to misses without it.
+   */
+  readonly fill?: ((ns: string, ids: ReadonlyArray<number>) => Promise<void>) | undefined
   /** Makes everything written to a namespace unreadable; returns when that holds. */
   readonly invalidateNamespace?: ((ns: string) => Promise<void>) | undefined
   /** Invalidates a namespace and removes its entries from Redis; returns when they are gone. */

@@ -5,7 +5,7 @@
  */
 import * as Effect from "effect/Effect"
 import { performance } from "node:perf_hooks"
-import type { Caller } from "./Contender.js"
+import type { Caller, Instance } from "./Contender.js"
 import { Histogram, type LatencySummary } from "./Histogram.js"
 import type { Snapshot } from "./Origin.js"
 
@@ -132,6 +132,23 @@ export const runAll = async (
       Effect.forEach(ids, (id) => caller.get(namespaceOf(id), id), { concurrency, discard: true })
     )
   }
+}
+
+/** Fills a namespace with the origin's current answers: through the contender's `fill`, or through misses. */
+export const fill = (instance: Instance, ns: string, ids: ReadonlyArray<number>, concurrency: number) =>
+  instance.fill !== undefined ? instance.fill(ns, ids) : runAll(instance.caller, ids, () => ns, concurrency)
+
+/** Runs `f` over `items` with `concurrency` promises in flight. */
+export const eachLimited = async <A>(
+  items: ReadonlyArray<A>,
+  concurrency: number,
+  f: (item: A) => Promise<unknown>
+): Promise<void> => {
+  let i = 0
+  const worker = async () => {
+    while (i < items.length) await f(items[i++]!)
+  }
+  await Promise.all(Array.from({ length: concurrency }, worker))
 }
 
 /** One call, from outside any runtime (probes). */

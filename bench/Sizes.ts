@@ -30,14 +30,14 @@ export const full: Sizes = {
   name: "full",
   warmKeys: 1000,
   namespaces: 10,
-  hot: { concurrency: [64, 1], rounds: 5, roundMs: 1000, warmupMs: 300 },
-  miss: { concurrency: 64, rounds: 3, roundMs: 500 },
+  hot: { concurrency: [64, 1], rounds: 6, roundMs: 400, warmupMs: 300 },
+  miss: { concurrency: 64, rounds: 3, roundMs: 400 },
   stampede: { rounds: 3, callers: 1000, resolverMs: 50 },
   processes: { rounds: 3, processes: 4, callersEach: 250, resolverMs: 50 },
   invalidation: { namespaceSizes: [1000, 50_000], rounds: 1 },
   sweep: { doomed: 200_000, survivors: 50_000, fillConcurrency: 256 },
   // The 1,000,000-key soak of item 4 takes minutes per layer on 2 cores: `--soak-keys 1000000` runs it.
-  soak: { keys: 200_000, redisKeys: 200_000, concurrency: 64 }
+  soak: { keys: 100_000, redisKeys: 100_000, concurrency: 64 }
 }
 
 export const tiny: Sizes = {

@@ -7,6 +7,8 @@ import { BentoCache, bentostore } from "bentocache"
 import { memoryDriver } from "bentocache/drivers/memory"
 import { redisDriver } from "bentocache/drivers/redis"
 import type { Contender, Env, Instance } from "../Contender.js"
+import { eachLimited } from "../Driver.js"
+import { snapshot } from "../Origin.js"
 
 const start = (env: Env, withMemoryTier: boolean): Instance => {
   const store = bentostore()
@@ -24,6 +26,9 @@ const start = (env: Env, withMemoryTier: boolean): Instance => {
   }
   const clear = (ns: string) => namespace(ns).clear()
   return {
+    fill: (ns, ids) =>
+      eachLimited(ids, 256, (id) =>
+        namespace(ns).set({ key: String(id), value: snapshot(ns, id, env.origin.version(ns)), ttl: env.ttlMs })),
     caller: {
       _tag: "promise",
       get: (ns, id) =>

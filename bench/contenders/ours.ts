@@ -11,7 +11,7 @@ import { Redis } from "ioredis"
 import { Cacheable, CachePolicy, ResponseCache } from "../../src/index.js"
 import type { Caller, Contender, Env, Instance } from "../Contender.js"
 import { callOnce } from "../Driver.js"
-import { Snapshot, SnapshotQuery } from "../Origin.js"
+import { Snapshot, snapshot, SnapshotQuery } from "../Origin.js"
 
 const snapshots = (env: Env, lockMs: number) =>
   Cacheable.make({
@@ -76,6 +76,12 @@ const start = async (env: Env, options: Options): Promise<Instance> => {
     : { _tag: "effect", run: (effect) => runtime.runPromise(effect), get }
   return {
     caller,
+    fill: (ns, ids) =>
+      runtime.runPromise(Effect.forEach(
+        ids,
+        (id) => ResponseCache.set(cacheable, { ns, id }, snapshot(ns, id, env.origin.version(ns))),
+        { concurrency: 256, discard: true }
+      )),
     invalidateNamespace: (ns) => runtime.runPromise(ResponseCache.invalidateNamespace(ns)),
     purgeNamespace: (ns) => runtime.runPromise(Effect.asVoid(ResponseCache.purgeNamespace(ns))),
     inFlight: () => runtime.runPromise(Effect.flatMap(ResponseCache.ResponseCache, (cache) => cache.inFlight)),

@@ -7,7 +7,7 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import { Redis, type RedisOptions } from "ioredis"
 import type { Contender, Env, Instance } from "../Contender.js"
-import type { Snapshot } from "../Origin.js"
+import { type Snapshot, snapshot } from "../Origin.js"
 
 const start = (env: Env, options: RedisOptions, inEffect: boolean): Instance => {
   const redis = new Redis(env.url, options)
@@ -29,9 +29,19 @@ const start = (env: Env, options: RedisOptions, inEffect: boolean): Instance => 
       cursor = next
     } while (cursor !== "0")
   }
+  const fill = async (ns: string, ids: ReadonlyArray<number>) => {
+    for (let i = 0; i < ids.length; i += 1000) {
+      const pipeline = redis.pipeline()
+      for (const id of ids.slice(i, i + 1000)) {
+        pipeline.set(keyOf(ns, id), JSON.stringify(snapshot(ns, id, env.origin.version(ns))), "PX", env.ttlMs)
+      }
+      await pipeline.exec()
+    }
+  }
   const runtime = ManagedRuntime.make(Layer.empty)
   return {
     caller: inEffect ? { _tag: "effect", run: (effect) => runtime.runPromise(effect as Effect.Effect<any, unknown>), get: (ns, id) => Effect.promise(() => get(ns, id)) } : { _tag: "promise", get },
+    fill,
     invalidateNamespace: purge,
     purgeNamespace: purge,
     close: async () => {

@@ -71,7 +71,8 @@ export const hot: Workload = {
         title: `Hot hit, ${inFlight} in flight`,
         note: `${bench.sizes.warmKeys} warm keys of ~350 B JSON; median of ${rounds} interleaved rounds of ` +
           `${roundMs} ms; × raw is the median of per-round ratios to "raw ioredis GET + JSON.parse". ` +
-          `Client CPU is this process's user + system time per call (Redis excluded).`,
+          `Client CPU is this process's user + system time per call (Redis excluded). Ours is called with a new query ` +
+          `object per call, as from a decoded request.`,
         columns: throughputColumns,
         rows: throughputRows(results, entrants.find((e) => e.contender.id === "raw"))
       })

@@ -8,7 +8,7 @@
 import { performance } from "node:perf_hooks"
 import { type Bench, entrantsOf, interleave, median, sleep, type Table, type Workload } from "../Bench.js"
 import type { Entrant } from "../Bench.js"
-import { callOnce, runAll } from "../Driver.js"
+import { callOnce, fill } from "../Driver.js"
 
 const probeWhile = async (entrant: Entrant, ns: string, size: number, version: number, stop: () => boolean) => {
   const reads: Array<{ readonly start: number; readonly end: number; readonly stale: boolean }> = []
@@ -24,7 +24,7 @@ const probeWhile = async (entrant: Entrant, ns: string, size: number, version: n
 
 const measure = async (bench: Bench, entrant: Entrant, ns: string, size: number) => {
   const ids = Array.from({ length: size }, (_, i) => i)
-  await runAll(entrant.instance.caller, ids, () => ns, 128)
+  await fill(entrant.instance, ns, ids, 128)
   const version = bench.origin.bump(ns)
   let t0 = Infinity
   let t1 = Infinity
