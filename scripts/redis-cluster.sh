@@ -50,8 +50,15 @@ die() {
 
 is_port() { [[ "$1" =~ ^[0-9]+$ ]] && [ "$1" -ge 1 ] && [ "$1" -le 55535 ]; }
 
-# Something already answers on 127.0.0.1:$1?
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# Is 127.0.0.1:$1 taken? With ss, any TCP socket on that local port counts: the port of an outgoing connection,
+# even one in TIME-WAIT, cannot be bound either. Without ss, whether something answers there.
+port_in_use() {
+  if command -v ss >/dev/null; then
+    [ -n "$(ss -Htan "( sport = :$1 )" 2>/dev/null)" ]
+  else
+    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+  fi
+}
 
 # The command line of a process, or nothing (/proc where there is one, ps elsewhere).
 command_of() {
