@@ -243,7 +243,6 @@ export const make = (
       restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
       leader: boolean
     ): Effect.Effect<Result<A>, E> => {
-      flight.waiters++
       const waiting = restore(Deferred.await(flight.deferred as Deferred.Deferred<Result<A>, E>)).pipe(
         Effect.ensuring(Effect.sync(() => flight.waiters--)),
         Effect.onInterrupt(() =>
@@ -271,10 +270,15 @@ export const make = (
     ): Effect.Effect<{ readonly flight: Flight; readonly leader: boolean }, never, R> =>
       Effect.suspend((): Effect.Effect<{ readonly flight: Flight; readonly leader: boolean }, never, R> => {
         const existing = flights.get(flightKey)
-        if (existing !== undefined) return Effect.succeed({ flight: existing, leader: false })
+        if (existing !== undefined) {
+          // Counted in the same step as the lookup: a yield between joining and being counted would let the last
+          // other waiter, interrupted meanwhile, take the resolve down and leave this caller waiting forever.
+          if (!background) existing.waiters++
+          return Effect.succeed({ flight: existing, leader: false })
+        }
         const flight: Flight = {
           deferred: Deferred.unsafeMake(FiberId.none),
-          waiters: 0,
+          waiters: background ? 0 : 1,
           fiber: undefined,
           background
         }
