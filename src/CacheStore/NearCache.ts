@@ -87,12 +87,19 @@ export const make = (
     })
     // A subscriber that lost its connection may have missed messages: nothing near is trusted until it is back.
     subscriber.on("close", forgetAll)
+    // "ready" comes before ioredis has (re)subscribed: nothing near is trusted until a SUBSCRIBE of ours is
+    // confirmed, and lookups already on the wire by then are not remembered (the epoch moves on).
+    const confirm = () =>
+      subscriber.subscribe(options.channel).then(() => {
+        if (subscriber.status === "ready") {
+          epoch++
+          coherent = true
+        }
+      }, forgetAll)
+    let subscribed = confirm()
     subscriber.on("ready", () => {
-      coherent = subscriber.status === "ready"
+      subscribed = confirm()
     })
-    const subscribed = subscriber.subscribe(options.channel).then(() => {
-      coherent = true
-    }, forgetAll)
     yield* Effect.addFinalizer(() =>
       Effect.sync(() => {
         forgetAll()
