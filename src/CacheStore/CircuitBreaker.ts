@@ -53,15 +53,25 @@ export const make = (store: CacheStore, options: Options): CacheStore => {
     openUntil = 0
   }
 
+  // Decided when the operation runs, not when it is built: an operation built while the circuit was closed
+  // must not reach the store after it opened.
   const guard = <A, R>(
     operation: string,
     effect: Effect.Effect<A, RedisError, R>
-  ): Effect.Effect<A, RedisError, R> => {
-    // The healthy path reads no clock: only a failure, or an open circuit, needs the time.
-    if (openUntil === 0 && consecutiveFailures === 0) {
-      return Effect.tapErrorCause(effect, (cause) => Cause.isInterruptedOnly(cause) ? Effect.void : failed(false))
-    }
-    return Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  ): Effect.Effect<A, RedisError, R> =>
+    Effect.suspend(() => {
+      // The healthy path reads no clock: only a failure, or an open circuit, needs the time.
+      if (openUntil === 0 && consecutiveFailures === 0) {
+        return Effect.tapErrorCause(effect, (cause) => Cause.isInterruptedOnly(cause) ? Effect.void : failed(false))
+      }
+      return guardSlow(operation, effect)
+    })
+
+  const guardSlow = <A, R>(
+    operation: string,
+    effect: Effect.Effect<A, RedisError, R>
+  ): Effect.Effect<A, RedisError, R> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
       if (openUntil > now || (openUntil !== 0 && probing)) return open(operation)
       const probe = openUntil !== 0
       if (probe) probing = true
@@ -75,7 +85,6 @@ export const make = (store: CacheStore, options: Options): CacheStore => {
         return failed(probe)
       })
     })
-  }
 
   return {
     lookup: (key, create, withGrace) => guard("lookup", store.lookup(key, create, withGrace)),
