@@ -96,7 +96,7 @@ const redisLayer = (env: Env) => ResponseCache.layerRedis({ url: env.url, prefix
 export const ours: ReadonlyArray<Contender> = [
   {
     id: "ours-redis",
-    label: "response-cache, Redis layer",
+    label: "response-cache, Redis layer (Effect's default tracer)",
     family: "ours",
     tier: "redis",
     shared: true,
@@ -138,7 +138,6 @@ export const ours: ReadonlyArray<Contender> = [
     label: "response-cache, Redis layer, query objects reused",
     family: "ours",
     tier: "redis",
-    extra: true,
     shared: false,
     start: (env) => start(env, { layer: redisLayer, sameQueries: true })
   },
