@@ -9,6 +9,7 @@ import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { run } from "./Benchmark.js"
 import { resultsMarkdown } from "./Report.js"
+import { sizesNamed } from "./Sizes.js"
 
 const { values: args } = parseArgs({
   options: {
@@ -24,7 +25,7 @@ const { values: args } = parseArgs({
 const list = (value: string | undefined) => (value === undefined ? undefined : value.split(",").map((s) => s.trim()))
 
 const results = await run({
-  sizes: args.sizes === "tiny" ? "tiny" : "full",
+  sizes: sizesNamed(args.sizes).name,
   soakKeys: args["soak-keys"] === undefined ? undefined : Number(args["soak-keys"]),
   workloads: list(args.workloads),
   contenders: list(args.contenders),

@@ -29,7 +29,8 @@ export const stampede: Workload = {
         { key: "label", header: "contender", format: "text" },
         { key: "runs", header: "resolver runs", format: "count" },
         { key: "wallMs", header: "wall ms", format: "ms" },
-        { key: "errors", header: "errors", format: "count" }
+        { key: "errors", header: "errors", format: "count" },
+        { key: "inFlightAfter", header: "resolves in flight after", format: "count" }
       ],
       rows: [...results].map(([entrant, r]) => ({
         contender: entrant.contender.id,
@@ -37,7 +38,8 @@ export const stampede: Workload = {
         values: {
           runs: Math.max(...r.map((x) => x.runs)),
           wallMs: median(r.map((x) => x.wallMs)),
-          errors: r.reduce((n, x) => n + x.errors, 0)
+          errors: r.reduce((n, x) => n + x.errors, 0),
+          inFlightAfter: r[0]?.inFlightAfter === undefined ? undefined : Math.max(...r.map((x) => x.inFlightAfter ?? 0))
         },
         rounds: r
       }))
