@@ -369,6 +369,11 @@ export const layerRedisCluster = (options: RedisClusterOptions): Layer.Layer<Res
           // commandTimeout does not bound it either: space the (at most 16) retries to fit in commandTimeout,
           // which gives a migrating batch of keys that long to land.
           retryDelayOnTryAgain: Math.max(1, Math.floor(commandTimeout / 16)),
+          // A primary that hangs (rather than dies) neither closes its connection nor answers MOVED, so nothing
+          // would tell the client that its replica took over: caching of its slots would stay off until it woke.
+          // Ask the cluster for its slot map every second instead (one CLUSTER SLOTS, skipping a hung node).
+          slotsRefreshInterval: 1000,
+          slotsRefreshTimeout: commandTimeout,
           clusterRetryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000),
           redisOptions: clientOptions(commandTimeout)
         }),

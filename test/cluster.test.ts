@@ -320,6 +320,187 @@ describe("redis cluster layer", () => {
     }))
 })
 
+/** The primaries (`host:port`) that have a replica up, by CLUSTER NODES. */
+const replicatedPrimaries = (client: Cluster) =>
+  Effect.promise(async () => {
+    const nodes = (await client.call("CLUSTER", "NODES") as string).trim().split("\n").map((line) => line.split(" "))
+    const masters = new Set(
+      nodes.filter((fields) => fields[2]!.includes("slave") && !fields[2]!.includes("fail")).map((fields) => fields[3]!)
+    )
+    return new Set(nodes.filter((fields) => masters.has(fields[0]!)).map((fields) => fields[1]!.split("@")[0]!))
+  })
+
+/**
+ * Six readers and an invalidating fiber on a cluster while one primary (one with a replica) is killed or hangs:
+ * every call must answer within a generous bound, no read may return a version older than the last invalidation
+ * that returned before it started, and caching must resume on the failed shard without rebuilding the layer.
+ */
+const failoverUnderLoad = (cluster: RedisCluster, how: "kill" | "hang") =>
+  Effect.scoped(Effect.gen(function*() {
+    const client = yield* openInspector(cluster.nodes)
+    const prefix = uniqueName("failover")
+    const tenants = Array.from({ length: 24 }, (_, i) => `f${i}`)
+    // The source of truth: a version per namespace, bumped before each invalidation of that namespace.
+    const versions = new Map<string, number>(tenants.map((t) => [t, 0]))
+    // The version whose invalidation has returned: every read that starts later must see at least that.
+    const committed = new Map<string, number>(tenants.map((t) => [t, 0]))
+    const cacheable = Cacheable.make({
+      name: uniqueName("versioned"),
+      query: Schema.Struct({ tenant: Schema.String, n: Schema.Number }),
+      response: Schema.Struct({ version: Schema.Number }),
+      namespace: (query) => `tenant:${query.tenant}:v1`,
+      policy: CachePolicy.make({ ttl: "1 minute" }),
+      resolve: (query) => Effect.sync(() => ({ version: versions.get(query.tenant)! }))
+    })
+    const cache = yield* Layer.build(ResponseCache.layerRedisCluster({
+      nodes: cluster.nodes,
+      prefix,
+      commandTimeout: 250,
+      circuitBreaker: { failures: 3, cooldown: "250 millis" }
+    }))
+    const inCache = <A, E>(effect: Effect.Effect<A, E, ResponseCache.ResponseCache>) => Effect.provide(effect, cache)
+
+    const ownerOf = yield* slotOwners(client)
+    const ownerOfTenant = new Map<string, string>()
+    for (const tenant of tenants) {
+      ownerOfTenant.set(tenant, ownerOf(yield* keySlot(client, CacheKey.namespaceKeys(prefix, `tenant:${tenant}:v1`).generation)))
+    }
+    assert.strictEqual(new Set(ownerOfTenant.values()).size, 3)
+    // A primary whose replica can take over (an earlier failover leaves one primary without a replica).
+    const replicated = yield* replicatedPrimaries(client)
+    const victim = [...ownerOfTenant.values()].find((owner) => replicated.has(owner))!
+    const victimTenants = tenants.filter((t) => ownerOfTenant.get(t) === victim)
+    const victimPort = Number(victim.split(":")[1])
+    const victimPid = cluster.pid(victimPort)
+
+    interface Call {
+      readonly tenant: string
+      readonly start: number
+      readonly end: number
+      readonly outcome: string
+      readonly version: number
+      readonly floor: number
+    }
+    const calls: Array<Call> = []
+    const problems: Array<string> = []
+    let invalidations = 0
+    let failedInvalidations = 0
+    let running = true
+
+    const reader = Effect.gen(function*() {
+      while (running) {
+        const tenant = tenants[Math.floor(Math.random() * tenants.length)]!
+        const n = 1 + Math.floor(Math.random() * 4)
+        const floor = committed.get(tenant)!
+        const start = Date.now()
+        const result = yield* inCache(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n })).pipe(
+          // The bound asserted: generous, not a speed check (commandTimeout is 250 ms).
+          Effect.timeout("2 seconds"),
+          Effect.either
+        )
+        const end = Date.now()
+        if (result._tag === "Left") {
+          problems.push(`${tenant}: ${String(result.left)} after ${end - start} ms`)
+        } else {
+          const { outcome, value } = result.right
+          calls.push({ tenant, start, end, outcome, version: value.version, floor })
+        }
+        yield* Effect.sleep("3 millis")
+      }
+    })
+
+    const invalidator = Effect.gen(function*() {
+      let i = 0
+      while (running) {
+        const tenant = tenants[i++ % tenants.length]!
+        const version = versions.get(tenant)! + 1
+        versions.set(tenant, version)
+        const done = yield* inCache(ResponseCache.invalidateNamespace(`tenant:${tenant}:v1`)).pipe(
+          Effect.timeout("2 seconds"),
+          Effect.either
+        )
+        invalidations++
+        if (done._tag === "Right") committed.set(tenant, Math.max(committed.get(tenant)!, version))
+        else failedInvalidations++
+        yield* Effect.sleep("20 millis")
+      }
+    })
+
+    const load = yield* Effect.fork(Effect.all([...Array.from({ length: 6 }, () => reader), invalidator], {
+      concurrency: "unbounded",
+      discard: true
+    }))
+    yield* Effect.sleep("1500 millis")
+    const hitsBefore = calls.filter((c) => c.outcome === "hit").length
+    if (how === "kill") {
+      yield* Effect.promise(() => cluster.kill(victimPort))
+    } else {
+      // Frozen, not dead: its connections stay open and it answers nothing (a stalled VM, a swap storm).
+      yield* Effect.acquireRelease(
+        Effect.sync(() => process.kill(victimPid, "SIGSTOP")),
+        () => Effect.sync(() => process.kill(victimPid, "SIGCONT"))
+      )
+    }
+    const killedAt = Date.now()
+
+    // Wait for the first hit on a namespace of the failed shard, from a call that started after the kill (or,
+    // for a hang, while the old primary is still frozen).
+    const firstVictimHit = () =>
+      calls.find((c) => c.start > killedAt && c.outcome === "hit" && victimTenants.includes(c.tenant))
+    const deadline = killedAt + 30_000
+    while (firstVictimHit() === undefined && Date.now() < deadline) yield* Effect.sleep("20 millis")
+    const recovered = firstVictimHit()
+    yield* Effect.sleep("1 second")
+    running = false
+    yield* Fiber.join(load)
+
+    const after = calls.filter((c) => c.start > killedAt)
+    const during = recovered === undefined ? after : after.filter((c) => c.end <= recovered.end)
+    const count = (list: ReadonlyArray<Call>, outcome: string) => list.filter((c) => c.outcome === outcome).length
+    const slowest = Math.max(...after.map((c) => c.end - c.start))
+    const figures = {
+      how,
+      victim,
+      victimNamespaces: victimTenants.length,
+      hitsBefore,
+      toFirstHitOnFailedShardMs: recovered === undefined ? undefined : recovered.end - killedAt,
+      callsDuringFailover: during.length,
+      bypassDuringFailover: count(during, "bypass"),
+      hitsDuringFailoverOnOtherShards: during.filter((c) => c.outcome === "hit" && !victimTenants.includes(c.tenant))
+        .length,
+      slowestCallAfterKillMs: slowest,
+      invalidations,
+      failedInvalidations
+    }
+    console.log(`failover figures (${how}): ${JSON.stringify(figures)}`)
+
+    assert.deepStrictEqual(problems, [], "every call answered within its bound")
+    const stale = calls.filter((c) => c.version < c.floor)
+    assert.deepStrictEqual(stale, [], "no read returned a version older than the last invalidation before it")
+    assert.isDefined(recovered, "caching resumed on the failed shard")
+    assert.isAbove(count(during, "bypass"), 0, "the outage was answered from the resolver")
+    // Caching resumed without rebuilding the layer: every namespace of the failed shard caches again.
+    for (const tenant of victimTenants) {
+      const twice = yield* inCache(Effect.zipRight(
+        ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n: 9 }),
+        ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n: 9 })
+      ))
+      assert.strictEqual(twice.outcome, "hit", tenant)
+    }
+    if (how === "hang") {
+      // Woken up (with no invalidation in flight), the old primary learns it was replaced and rejoins as a replica.
+      process.kill(victimPid, "SIGCONT")
+      const old = yield* connectTo(victim)
+      yield* Effect.promise(() => old.info("replication")).pipe(
+        Effect.repeat({ until: (info) => info.includes("role:slave"), schedule: Schedule.spaced("50 millis") }),
+        Effect.timeout("10 seconds")
+      )
+    }
+    // The replica took over the slots: another primary serves them.
+    const victimSlot = yield* keySlot(client, CacheKey.namespaceKeys(prefix, `tenant:${victimTenants[0]}:v1`).generation)
+    assert.notStrictEqual((yield* slotOwners(client))(victimSlot), victim)
+  }))
+
 /** These tests start clusters of their own, so they need redis-server even when REDIS_CLUSTER_NODES names one. */
 const canStartClusters = (() => {
   try {
@@ -395,161 +576,24 @@ describe.skipIf(!canStartClusters)("on a cluster of this file's own, which it ma
     })), 30_000)
 
   it.live("a primary killed under load: calls stay bounded and answer, caching resumes, nothing stale is served", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const cluster = own!
-      const client = yield* openInspector(cluster.nodes)
-      const prefix = uniqueName("failover")
-      const tenants = Array.from({ length: 24 }, (_, i) => `f${i}`)
-      // The source of truth: a version per namespace, bumped before each invalidation of that namespace.
-      const versions = new Map<string, number>(tenants.map((t) => [t, 0]))
-      // The version whose invalidation has returned: every read that starts later must see at least that.
-      const committed = new Map<string, number>(tenants.map((t) => [t, 0]))
-      const cacheable = Cacheable.make({
-        name: uniqueName("versioned"),
-        query: Schema.Struct({ tenant: Schema.String, n: Schema.Number }),
-        response: Schema.Struct({ version: Schema.Number }),
-        namespace: (query) => `tenant:${query.tenant}:v1`,
-        policy: CachePolicy.make({ ttl: "1 minute" }),
-        resolve: (query) => Effect.sync(() => ({ version: versions.get(query.tenant)! }))
-      })
-      const cache = yield* Layer.build(ResponseCache.layerRedisCluster({
-        nodes: cluster.nodes,
-        prefix,
-        commandTimeout: 250,
-        circuitBreaker: { failures: 3, cooldown: "250 millis" }
-      }))
-      const inCache = <A, E>(effect: Effect.Effect<A, E, ResponseCache.ResponseCache>) => Effect.provide(effect, cache)
+    failoverUnderLoad(own!, "kill"), 60_000)
 
-      const ownerOf = yield* slotOwners(client)
-      const ownerOfTenant = new Map<string, string>()
-      for (const tenant of tenants) {
-        ownerOfTenant.set(tenant, ownerOf(yield* keySlot(client, CacheKey.namespaceKeys(prefix, `tenant:${tenant}:v1`).generation)))
-      }
-      const victim = ownerOfTenant.get("f0")!
-      const victimTenants = tenants.filter((t) => ownerOfTenant.get(t) === victim)
-      assert.strictEqual(new Set(ownerOfTenant.values()).size, 3)
-
-      interface Call {
-        readonly tenant: string
-        readonly start: number
-        readonly end: number
-        readonly outcome: string
-        readonly version: number
-        readonly floor: number
-      }
-      const calls: Array<Call> = []
-      const problems: Array<string> = []
-      let invalidations = 0
-      let failedInvalidations = 0
-      let running = true
-
-      const reader = Effect.gen(function*() {
-        while (running) {
-          const tenant = tenants[Math.floor(Math.random() * tenants.length)]!
-          const n = 1 + Math.floor(Math.random() * 4)
-          const floor = committed.get(tenant)!
-          const start = Date.now()
-          const result = yield* inCache(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n })).pipe(
-            // The bound asserted: generous, not a speed check (commandTimeout is 250 ms).
-            Effect.timeout("2 seconds"),
-            Effect.either
-          )
-          const end = Date.now()
-          if (result._tag === "Left") {
-            problems.push(`${tenant}: ${String(result.left)} after ${end - start} ms`)
-          } else {
-            const { outcome, value } = result.right
-            calls.push({ tenant, start, end, outcome, version: value.version, floor })
-          }
-          yield* Effect.sleep("3 millis")
-        }
-      })
-
-      const invalidator = Effect.gen(function*() {
-        let i = 0
-        while (running) {
-          const tenant = tenants[i++ % tenants.length]!
-          const version = versions.get(tenant)! + 1
-          versions.set(tenant, version)
-          const done = yield* inCache(ResponseCache.invalidateNamespace(`tenant:${tenant}:v1`)).pipe(
-            Effect.timeout("2 seconds"),
-            Effect.either
-          )
-          invalidations++
-          if (done._tag === "Right") committed.set(tenant, Math.max(committed.get(tenant)!, version))
-          else failedInvalidations++
-          yield* Effect.sleep("20 millis")
-        }
-      })
-
-      const load = yield* Effect.fork(Effect.all([...Array.from({ length: 6 }, () => reader), invalidator], {
-        concurrency: "unbounded",
-        discard: true
-      }))
-      yield* Effect.sleep("1500 millis")
-      const hitsBefore = calls.filter((c) => c.outcome === "hit").length
-      yield* Effect.promise(() => cluster.kill(Number(victim.split(":")[1])))
-      const killedAt = Date.now()
-
-      // Wait for the first hit on a namespace of the failed shard, from a call that started after the kill.
-      const firstVictimHit = () =>
-        calls.find((c) => c.start > killedAt && c.outcome === "hit" && victimTenants.includes(c.tenant))
-      const deadline = killedAt + 30_000
-      while (firstVictimHit() === undefined && Date.now() < deadline) yield* Effect.sleep("20 millis")
-      const recovered = firstVictimHit()
-      yield* Effect.sleep("1 second")
-      running = false
-      yield* Fiber.join(load)
-
-      const after = calls.filter((c) => c.start > killedAt)
-      const during = recovered === undefined ? after : after.filter((c) => c.end <= recovered.end)
-      const count = (list: ReadonlyArray<Call>, outcome: string) => list.filter((c) => c.outcome === outcome).length
-      const slowest = Math.max(...after.map((c) => c.end - c.start))
-      const figures = {
-        killed: victim,
-        victimNamespaces: victimTenants.length,
-        hitsBeforeKill: hitsBefore,
-        killToFirstHitOnFailedShardMs: recovered === undefined ? undefined : recovered.end - killedAt,
-        callsDuringFailover: during.length,
-        bypassDuringFailover: count(during, "bypass"),
-        hitsDuringFailoverOnOtherShards: during.filter((c) => c.outcome === "hit" && !victimTenants.includes(c.tenant))
-          .length,
-        slowestCallAfterKillMs: slowest,
-        invalidations,
-        failedInvalidations
-      }
-      console.log(`failover figures: ${JSON.stringify(figures)}`)
-
-      assert.deepStrictEqual(problems, [], "every call answered within its bound")
-      const stale = calls.filter((c) => c.version < c.floor)
-      assert.deepStrictEqual(stale, [], "no read returned a version older than the last invalidation before it")
-      assert.isDefined(recovered, "caching resumed on the failed shard")
-      assert.isAbove(count(during, "bypass"), 0, "the outage was answered from the resolver")
-      // Caching resumed without rebuilding the layer: every namespace of the failed shard caches again.
-      for (const tenant of victimTenants) {
-        const twice = yield* inCache(Effect.zipRight(
-          ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n: 9 }),
-          ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n: 9 })
-        ))
-        assert.strictEqual(twice.outcome, "hit", tenant)
-      }
-      // The replica took over the slots: the killed node is failed, another primary serves them.
-      const nowOwner = (yield* slotOwners(client))(yield* keySlot(client, CacheKey.namespaceKeys(prefix, "tenant:f0:v1").generation))
-      assert.notStrictEqual(nowOwner, victim)
-    })), 60_000)
+  it.live("a primary that hangs under load: caching resumes on its replica while it still hangs, nothing stale", () =>
+    failoverUnderLoad(own!, "hang"), 60_000)
 
   it.live("a lock waiter's subscription: fails within its bound while the cluster is down, works once it is back", () =>
     Effect.scoped(Effect.gen(function*() {
       const cluster = own!
       const inspect = yield* openInspector(cluster.nodes)
       const primaries = yield* clusterPrimaries(inspect)
-      // A primary that still has a replica (the failover test promoted one that has none).
-      const replicated = yield* Effect.promise(async () => {
-        const text = await inspect.call("CLUSTER", "NODES") as string
-        return new Set(text.trim().split("\n").map((line) => line.split(" "))
-          .filter((fields) => fields[2]!.includes("slave") && !fields[2]!.includes("fail")).map((fields) => fields[3]!))
-      })
-      const victim = primaries.find((node) => replicated.has(node.id))!
+      // A primary that still has a replica (an earlier failover promoted one that has none), and that replica.
+      const replicas = yield* Effect.promise(async () =>
+        (await inspect.call("CLUSTER", "NODES") as string).trim().split("\n").map((line) => line.split(" "))
+          .filter((fields) => fields[2]!.includes("slave") && !fields[2]!.includes("fail"))
+          .map((fields) => ({ address: fields[1]!.split("@")[0]!, primary: fields[3]! }))
+      )
+      const victim = primaries.find((node) => replicas.some((replica) => replica.primary === node.id))!
+      const replica = replicas.find((replica) => replica.primary === victim.id)!
       const survivor = yield* connectTo(primaries.find((node) => node !== victim)!.address)
       const client = yield* Effect.acquireRelease(
         Effect.sync(() => {
@@ -565,6 +609,12 @@ describe.skipIf(!canStartClusters)("on a cluster of this file's own, which it ma
         (client) => Effect.sync(() => client.disconnect())
       )
       const store = yield* RedisStore.make(client, { channel: `${uniqueName("sub")}:lock-released` })
+      // The replica frozen first, so that the cluster stays down (no election) until the test lets it go.
+      const replicaPid = cluster.pid(Number(replica.address.split(":")[1]))
+      yield* Effect.acquireRelease(
+        Effect.sync(() => process.kill(replicaPid, "SIGSTOP")),
+        () => Effect.sync(() => process.kill(replicaPid, "SIGCONT"))
+      )
       yield* Effect.promise(() => cluster.kill(Number(victim.address.split(":")[1])))
       const clusterState = Effect.promise(() =>
         survivor.call("CLUSTER", "INFO").then((info) => /cluster_state:(\w+)/.exec(info as string)?.[1])
@@ -573,7 +623,8 @@ describe.skipIf(!canStartClusters)("on a cluster of this file's own, which it ma
       const key = yield* CacheKey.make(CacheKey.namespaceKeys("sub", "tenant:a:v1"), probe().cacheable, { tenant: "a", n: 1 })
       const waited = yield* Effect.scoped(store.listenForRelease(key)).pipe(Effect.either, Effect.timeout("5 seconds"))
       assert.strictEqual(waited._tag, "Left", "the subscription fails (the caller then resolves by itself)")
-      // The replica takes over; the next wait subscribes afresh.
+      // The replica wakes up and takes over; the next wait subscribes afresh.
+      process.kill(replicaPid, "SIGCONT")
       yield* clusterState.pipe(
         Effect.repeat({ until: (state) => state === "ok", schedule: Schedule.spaced("50 millis") }),
         Effect.timeout("15 seconds")
