@@ -172,9 +172,9 @@ export const ours: ReadonlyArray<Contender> = [
     tier: "two-tier",
     shared: true,
     start: async (env) => {
-      const options = { url: env.url, prefix: env.prefix, nearCache: { capacity: 10_000, ttl: "10 seconds" } }
       const instance = await start(env, {
-        layer: () => ResponseCache.layerRedis(options as ResponseCache.RedisOptions),
+        layer: () =>
+          ResponseCache.layerRedis({ url: env.url, prefix: env.prefix, nearCache: { capacity: 10_000, ttl: "10 seconds" } }),
         capacity: 10_000
       })
       if (await answersInProcess(env, instance.caller)) return instance
@@ -184,16 +184,22 @@ export const ours: ReadonlyArray<Contender> = [
   }
 ]
 
-/** Whether 100 hits on warm keys cost Redis (almost) no commands. */
+/**
+ * Whether 100 hits on warm keys cost Redis (almost) no commands, within 3 seconds (a near-cache serves nothing
+ * until its subscription is confirmed).
+ */
 const answersInProcess = async (env: Env, caller: Caller): Promise<boolean> => {
   const client = new Redis(env.url)
   try {
-    const get = (id: number) => callOnce(caller, "probe", id)
-    for (let id = 0; id < 100; id++) await get(id)
     const commands = async () => Number(/total_commands_processed:(\d+)/.exec(await client.info("stats"))?.[1])
-    const before = await commands()
-    for (let id = 0; id < 100; id++) await get(id)
-    return (await commands()) - before < 20
+    const deadline = Date.now() + 3000
+    while (Date.now() < deadline) {
+      const before = await commands()
+      for (let id = 0; id < 100; id++) await callOnce(caller, "probe", id)
+      if ((await commands()) - before < 20) return true
+      await new Promise((resolve) => setTimeout(resolve, 50))
+    }
+    return false
   } finally {
     client.disconnect()
   }
