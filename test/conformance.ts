@@ -413,7 +413,10 @@ export const conformance = (backend: Backend) => {
       withCache(Effect.gen(function*() {
         const { spans, tracer } = yield* recordingTracer
         const failure = new LedgerUnavailable({ tenant: "b" })
-        const { cacheable } = probe({ resolve: (q, run) => q.tenant === "b" ? Effect.fail(failure) : Effect.succeed(run) })
+        const { cacheable } = probe({
+          resolve: (q, run) =>
+            q.tenant === "b" ? Effect.fail(failure) : Effect.withSpan(Effect.succeed(run), "ledger.query")
+        })
         yield* Effect.gen(function*() {
           yield* lookup(cacheable, { tenant: "a", n: 1 })
           yield* lookup(cacheable, { tenant: "a", n: 1 })
@@ -429,6 +432,9 @@ export const conformance = (backend: Backend) => {
           ]
         )
         assert.isTrue(calls.every((span) => span.status._tag === "Ended"))
+        // What the resolver traces is a child of the call that resolved.
+        const query = spans.find((span) => span.name === "ledger.query")
+        assert.strictEqual(query?.parent._tag === "Some" && query.parent.value.spanId, calls[0]!.spanId)
       })))
 
     // Windows are in tens of ms so that the Redis run, on real time, stays short; checks sit mid-window.

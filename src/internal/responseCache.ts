@@ -92,6 +92,9 @@ const withPolicy = <A, E, R>(
   return resolved !== undefined ? f(resolved) : Effect.flatMap(CachePolicy.resolve(policy), f)
 }
 
+const underSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, parent: Tracer.Span | undefined) =>
+  parent === undefined ? effect : Effect.withParentSpan(effect, parent)
+
 const defaultTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /**
@@ -364,10 +367,11 @@ export const make = (
     const bypass = <Q, A, E, R>(
       cacheable: Cacheable.Cacheable<Q, A, E, R>,
       query: Q,
-      error: RedisError
+      error: RedisError,
+      parent: Tracer.Span | undefined
     ): Effect.Effect<Result<A>, E | CacheError, R> =>
       strict ? Effect.fail(error) : storeFailed(error, "reading").pipe(
-        Effect.zipRight(resolveTimed(cacheable, query)),
+        Effect.zipRight(underSpan(resolveTimed(cacheable, query), parent)),
         Effect.flatMap((value) =>
           Either.match(encodeResponse(cacheable.response, value), {
             onLeft: Effect.fail,
@@ -382,7 +386,8 @@ export const make = (
       query: Q,
       key: CacheKey.CacheKey,
       policy: CachePolicy.Resolved,
-      { entry, generation }: Lookup
+      { entry, generation }: Lookup,
+      parent: Tracer.Span | undefined
     ): Effect.Effect<Result<A>, E | CacheError, R> => {
       let staleIfErrorApplies = false
       let stale: A | undefined
@@ -400,7 +405,7 @@ export const make = (
         // A corrupt entry is a miss that the resolve overwrites, unless the caller asked to hear of it.
       }
       const flightKey = `${key.entry}\u0000${generation}`
-      const resolve = resolveAndStore(cacheable, query, key, policy, generation!)
+      const resolve = underSpan(resolveAndStore(cacheable, query, key, policy, generation!), parent)
       if (stale !== undefined) {
         return Effect.as(refreshInBackground(flightKey, resolve), { value: stale, outcome: "stale" as const })
       }
@@ -458,7 +463,8 @@ export const make = (
     const lookupOrResolve = <Q, A, E, R>(
       cacheable: Cacheable.Cacheable<Q, A, E, R>,
       query: Q,
-      namespace: CacheKey.NamespaceKeys
+      namespace: CacheKey.NamespaceKeys,
+      parent?: Tracer.Span
     ): Effect.Effect<Result<A>, E | CacheError, R> =>
       withPolicy(Cacheable.policyFor(cacheable, query), (policy) => {
         const key = keyOf(namespace, cacheable, query)
@@ -466,8 +472,8 @@ export const make = (
         return Effect.matchEffect(
           store.lookup(key.right, { token: nextToken(), ttlMs: policy.ttlMs + policy.graceMs }, policy.graceMs > 0),
           {
-            onFailure: (error) => bypass(cacheable, query, error),
-            onSuccess: (lookup) => afterLookup(cacheable, query, key.right, policy, lookup)
+            onFailure: (error) => bypass(cacheable, query, error, parent),
+            onSuccess: (lookup) => afterLookup(cacheable, query, key.right, policy, lookup, parent)
           }
         )
       })
@@ -492,8 +498,8 @@ export const make = (
             return Effect.succeed(answer(hit))
           }
         }
-        const lookup = lookupOrResolve(cacheable, query, keysOf(namespace))
         if (!traced) {
+          const lookup = lookupOrResolve(cacheable, query, keysOf(namespace))
           // Counted in the steps the lookup takes anyway (`onExit` would cost several more).
           return Effect.tapErrorCause(
             Effect.map(lookup, (result) => {
@@ -509,9 +515,10 @@ export const make = (
             attributes: { "cache.name": cacheable.name, "cache.namespace": namespace },
             captureStackTrace: false
           },
+          // The span is the parent of what the resolver does; the lookup itself makes no spans, so it is not
+          // run under it (setting a parent span copies the fiber's whole context).
           (span) =>
-            lookup.pipe(
-              Effect.withParentSpan(span),
+            lookupOrResolve(cacheable, query, keysOf(namespace), span).pipe(
               Effect.onExit((exit) => {
                 const outcome = Exit.isSuccess(exit) ? exit.value.outcome : "error"
                 span.attribute("cache.outcome", outcome)
