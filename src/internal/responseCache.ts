@@ -201,9 +201,15 @@ export const make = (
       generation: string
     ): Effect.Effect<Result<A>, E | CacheError, R> => {
       const token = nextToken()
-      const resolveHolding = resolveAndWrite(cacheable, query, key, policy, generation).pipe(
-        Effect.ensuring(Effect.ignore(store.releaseLock(key, token)))
-      )
+      // Holding the lock, read once more before resolving: the previous holder may have stored the value and
+      // released the lock between our miss and our acquire.
+      const resolveHolding = Effect.flatMap(
+        Effect.either(freshEntry(cacheable.response, key, generation)),
+        (found): Effect.Effect<Result<A>, E | CacheError, R> =>
+          Either.isRight(found) && Option.isSome(found.right)
+            ? Effect.succeed({ value: found.right.value, outcome: "coalesced" })
+            : resolveAndWrite(cacheable, query, key, policy, generation)
+      ).pipe(Effect.ensuring(Effect.ignore(store.releaseLock(key, token))))
       const waitForHolder = Effect.gen(function*() {
         const deadline = (yield* Clock.currentTimeMillis) + policy.lockMs
         const released = yield* store.listenForRelease(key)
