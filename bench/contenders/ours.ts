@@ -12,6 +12,7 @@ import { Cacheable, CachePolicy, ResponseCache } from "../../src/index.js"
 import type { Caller, Contender, Env, Instance } from "../Contender.js"
 import { callOnce } from "../Driver.js"
 import { Snapshot, snapshot, SnapshotQuery } from "../Origin.js"
+import { startRedisCluster } from "../../test/support/redisCluster.js"
 
 const snapshots = (env: Env, lockMs: number) =>
   Cacheable.make({
@@ -149,6 +150,28 @@ export const ours: ReadonlyArray<Contender> = [
     only: ["stampede", "stampede-processes"],
     shared: true,
     start: (env) => start(env, { layer: redisLayer, lockMs: 2000 })
+  },
+  // The cluster layer on a local Redis Cluster of its own (3 primaries + 3 replicas, scripts/redis-cluster.sh),
+  // stopped with the contender. Not in sweep (it counts the harness server's keys) or stampede-processes.
+  {
+    id: "ours-cluster",
+    label: "response-cache, Redis Cluster layer (3 primaries, local)",
+    family: "ours",
+    tier: "redis",
+    only: ["hot", "miss", "stampede", "invalidation"],
+    shared: false,
+    start: async (env) => {
+      const cluster = await startRedisCluster({ nodeTimeoutMs: 5000 })
+      try {
+        const instance = await start(env, {
+          layer: () => ResponseCache.layerRedisCluster({ nodes: cluster.nodes, prefix: env.prefix })
+        })
+        return { ...instance, close: () => instance.close().finally(() => cluster.stop()) }
+      } catch (error) {
+        await cluster.stop()
+        throw error
+      }
+    }
   },
   {
     id: "ours-memory",
