@@ -31,8 +31,20 @@ export interface Options {
   readonly channel: string
 }
 
-interface Near {
+/**
+ * What the near-cache holds of one namespace: dropping the namespace bumps `epoch`, which makes every near entry of
+ * it stale at once, whatever their number (they go when next looked at, or evicted). The record lives as long as
+ * the namespace has near entries, so a fresh one can start again at 0.
+ */
+interface NamespaceState {
   readonly namespace: string
+  epoch: number
+  entries: number
+}
+
+interface Near {
+  readonly namespace: NamespaceState
+  readonly namespaceEpoch: number
   readonly generation: string
   readonly payload: string
   readonly expiresAt: number
@@ -48,13 +60,13 @@ export const make = (
   options: Options
 ): Effect.Effect<CacheStore, never, Scope.Scope> =>
   Effect.gen(function*() {
-    const byNamespace = new Map<string, Set<string>>()
+    const namespaces = new Map<string, NamespaceState>()
     const entries = new LRUCache<string, Near>({
       max: options.capacity,
-      dispose: (near, entry) => {
-        const keys = byNamespace.get(near.namespace)
-        keys?.delete(entry)
-        if (keys?.size === 0) byNamespace.delete(near.namespace)
+      dispose: (near) => {
+        if (--near.namespace.entries === 0 && namespaces.get(near.namespace.namespace) === near.namespace) {
+          namespaces.delete(near.namespace.namespace)
+        }
       }
     })
     let coherent = false
@@ -66,10 +78,11 @@ export const make = (
       epoch++
       entries.delete(entry)
     }
+    // O(1) whatever the namespace's size: invalidation must stay visible at once.
     const dropNamespace = (namespace: string) => {
       epoch++
-      const keys = byNamespace.get(namespace)
-      if (keys !== undefined) for (const entry of [...keys]) entries.delete(entry)
+      const state = namespaces.get(namespace)
+      if (state !== undefined) state.epoch++
     }
     const forgetAll = () => {
       epoch++
@@ -115,23 +128,28 @@ export const make = (
     const remember = (key: CacheKey, lookup: Lookup, now: number, since: number) => {
       const entry = lookup.entry
       if (!coherent || since !== epoch || entry === undefined || entry.graceMs > 0 || lookup.generation === undefined) return
-      const namespace = key.namespace.generation
+      let namespace = namespaces.get(key.namespace.generation)
+      if (namespace === undefined) {
+        namespace = { namespace: key.namespace.generation, epoch: 0, entries: 0 }
+        namespaces.set(key.namespace.generation, namespace)
+      }
+      namespace.entries++
       entries.set(key.entry, {
         namespace,
+        namespaceEpoch: namespace.epoch,
         generation: lookup.generation,
         payload: entry.payload,
         expiresAt: now + Math.min(options.ttlMs, entry.remainingMs)
       })
-      let keys = byNamespace.get(namespace)
-      if (keys === undefined) byNamespace.set(namespace, keys = new Set())
-      keys.add(key.entry)
     }
 
     const near: CacheStore = {
       ...store,
       lookupNow: (key, now) => {
         const found = coherent ? entries.get(key.entry) : undefined
-        if (found === undefined || found.expiresAt <= now) {
+        if (found === undefined) return { generation: undefined, entry: undefined }
+        if (found.expiresAt <= now || found.namespaceEpoch !== found.namespace.epoch) {
+          entries.delete(key.entry)
           return { generation: undefined, entry: undefined }
         }
         return {
