@@ -18,7 +18,7 @@ import * as Stream from "effect/Stream"
 import { Cluster, Redis } from "ioredis"
 import * as RedisStore from "../src/CacheStore/Redis.js"
 import { Cacheable, CacheKey, CachePolicy, ResponseCache } from "../src/index.js"
-import { conformance, probe, uniqueName } from "./conformance.js"
+import { conformance, expectLifetimeByPttl, probe, uniqueName } from "./conformance.js"
 import { type RedisCluster, startRedisCluster } from "./support/redisCluster.js"
 import { freePort, redisServerBinary } from "./support/redisServer.js"
 
@@ -143,16 +143,7 @@ conformance({
   live: true,
   advance: (ms) => Effect.sleep(ms),
   layer: (options) => ResponseCache.layerRedisCluster({ nodes, ...options }),
-  expectLifetime: ({ entryKey, jitter, lookup, ttlMs }) =>
-    Effect.scoped(Effect.gen(function*() {
-      const client = yield* inspector
-      assert.strictEqual((yield* lookup).outcome, "miss")
-      const pttl = yield* Effect.promise(() => client.pttl(entryKey))
-      // Jitter only shortens: PX is in [ttl × (1 − jitter), ttl]; a few ms pass between the write and the PTTL.
-      assert.isAtMost(pttl, ttlMs)
-      assert.isAtLeast(pttl, Math.floor(ttlMs * (1 - jitter)) - 1000)
-      assert.strictEqual((yield* lookup).outcome, "hit")
-    }))
+  expectLifetime: expectLifetimeByPttl(inspector)
 })
 
 describe("redis cluster layer", () => {

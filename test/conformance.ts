@@ -8,6 +8,7 @@ import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
+import type * as Scope from "effect/Scope"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
@@ -34,6 +35,24 @@ export interface Backend {
     readonly jitter: number
   }) => Effect.Effect<void, unknown, ResponseCache.ResponseCache>
 }
+
+/**
+ * The lifetime check of the Redis backends: the entry's PTTL, read through `inspector` (a plain or a Cluster
+ * client), is its whole lifetime, shortened only by jitter.
+ */
+export const expectLifetimeByPttl = (
+  inspector: Effect.Effect<{ readonly pttl: (key: string) => Promise<number> }, never, Scope.Scope>
+): Backend["expectLifetime"] =>
+({ entryKey, jitter, lookup, ttlMs }) =>
+  Effect.scoped(Effect.gen(function*() {
+    const client = yield* inspector
+    assert.strictEqual((yield* lookup).outcome, "miss")
+    const pttl = yield* Effect.promise(() => client.pttl(entryKey))
+    // Jitter only shortens: PX is in [ttl × (1 − jitter), ttl]; a few ms pass between the write and the PTTL.
+    assert.isAtMost(pttl, ttlMs)
+    assert.isAtLeast(pttl, Math.floor(ttlMs * (1 - jitter)) - 1000)
+    assert.strictEqual((yield* lookup).outcome, "hit")
+  }))
 
 let unique = 0
 /** Prefixes, cache names and namespaces unique to one test, so tests sharing a Redis never see each other. */
