@@ -158,6 +158,50 @@ export const conformance = (backend: Backend) => {
         assert.deepStrictEqual([one, same, otherValue, otherName], [1, 1, 2, 3])
       })))
 
+    // Struct queries are keyed from their field values without encoding them again (the hot path's memo): that
+    // shortcut must give exactly the answers of encoding every query.
+    test("a struct query is keyed by its encoded fields and its namespace of the moment, whatever object carries it", () =>
+      withCache(Effect.gen(function*() {
+        let version = 1
+        let runs = 0
+        const make = (query: Schema.Schema<any, any, never>): Cacheable.Cacheable<any, number> =>
+          Cacheable.make({
+            name: uniqueName("fields"),
+            query,
+            response: Schema.Number,
+            namespace: (q) => `tenant:${q.tenant}:v${version}`,
+            policy: CachePolicy.short,
+            resolve: () => Effect.sync(() => ++runs)
+          })
+        const byFields = make(Schema.Struct({ tenant: Schema.String, n: Schema.Number, filter: Schema.Unknown }))
+        const get = (query: object) => ResponseCache.getOrResolve(byFields, query)
+        assert.strictEqual(yield* get({ tenant: "a", n: 1, filter: null }), 1)
+        assert.strictEqual(yield* get({ n: 1, tenant: "a", filter: null, extra: "dropped by the encode" }), 1)
+        assert.strictEqual(yield* get({ tenant: "a", n: 2, filter: null }), 2)
+        // Objects in a field are keyed by their content, not collapsed: the memo only takes primitives.
+        assert.strictEqual(yield* get({ tenant: "a", n: 1, filter: { since: 1 } }), 3)
+        assert.strictEqual(yield* get({ tenant: "a", n: 1, filter: { since: 2 } }), 4)
+        assert.strictEqual(yield* get({ tenant: "a", n: 1, filter: { since: 1 } }), 3)
+        // The same fields in another namespace (the user's function moved on) are another entry.
+        version = 2
+        assert.strictEqual(yield* get({ tenant: "a", n: 1, filter: null }), 5)
+        yield* ResponseCache.invalidateNamespace("tenant:a:v2")
+        assert.strictEqual(yield* get({ tenant: "a", n: 1, filter: null }), 6)
+
+        // A schema that rejects excess properties keeps rejecting them after the same fields were keyed.
+        const exact = make(
+          Schema.Struct({ tenant: Schema.String, n: Schema.Number }).annotations({
+            parseOptions: { onExcessProperty: "error" }
+          })
+        )
+        assert.strictEqual(yield* ResponseCache.getOrResolve(exact, { tenant: "a", n: 1 }), 7)
+        const rejected = yield* Effect.flip(ResponseCache.getOrResolve(exact, { tenant: "a", n: 1, extra: true }))
+        assert.strictEqual(rejected._tag, "SerdeError")
+        // A value of the wrong type is no key either, even where an equal-looking one was keyed.
+        const wrongType = yield* Effect.flip(ResponseCache.getOrResolve(byFields, { tenant: "a", n: "1", filter: null }))
+        assert.strictEqual(wrongType._tag, "SerdeError")
+      })))
+
     test("an entry lives for its ttl, shortened by jitter only", () => {
       const prefix = uniqueName("ttl")
       return withCache(Effect.gen(function*() {

@@ -30,6 +30,7 @@ import type { CacheStore, Lookup } from "../CacheStore.js"
 import type * as ResponseCache from "../ResponseCache.js"
 import * as Metrics from "../ResponseCacheMetrics.js"
 import { BoundedMap } from "./boundedMap.js"
+import { KeysByFields } from "./keysByFields.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>
 
@@ -421,28 +422,37 @@ export const make = (
         Cause.isInterruptedOnly(cause) ? Effect.failCause(cause) : staleIfError(cacheable, key, policy, cause))
     }
 
-    // Keys of query objects seen before. Queries are values (schema types are readonly): one that is reused — a
-    // constant query, a decoded request kept around — is encoded and digested once.
-    const keysOfQueries = new WeakMap<object, {
-      readonly cacheable: unknown
-      readonly namespace: CacheKey.NamespaceKeys
-      readonly key: CacheKey.CacheKey
-    }>()
+    // Keys of queries seen before, so that a hot query is encoded and digested once: by the values of its fields
+    // when its schema is a plain struct, else by the query object itself (queries are values: schema types are
+    // readonly), which finds it when the same object comes back — a constant query, a decoded request kept around.
+    const keysByFields = new WeakMap<Cacheable.Cacheable<any, any, any, any>, KeysByFields | null>()
+    const keysOfQueries = new WeakMap<object, { readonly cacheable: unknown; readonly key: CacheKey.CacheKey }>()
 
     const keyOf = <Q, A, E, R>(
-      namespace: CacheKey.NamespaceKeys,
       cacheable: Cacheable.Cacheable<Q, A, E, R>,
-      query: Q
+      query: Q,
+      namespace: string
     ): Either.Either<CacheKey.CacheKey, SerdeError> => {
-      const memoizable = typeof query === "object" && query !== null
-      if (memoizable) {
+      let byFields = keysByFields.get(cacheable)
+      if (byFields === undefined) {
+        byFields = KeysByFields.for(cacheable.query, 10_000) ?? null
+        keysByFields.set(cacheable, byFields)
+      }
+      const byIdentity = byFields === null && typeof query === "object" && query !== null
+      if (byFields !== null) {
+        const known = byFields.get(query, namespace)
+        if (known !== undefined) return Either.right(known)
+      } else if (byIdentity) {
         const memo = keysOfQueries.get(query)
-        if (memo !== undefined && memo.cacheable === cacheable && memo.namespace === namespace) {
+        if (memo !== undefined && memo.cacheable === cacheable && memo.key.namespace.namespace === namespace) {
           return Either.right(memo.key)
         }
       }
-      const key = CacheKey.unsafeMake(namespace, cacheable, query)
-      if (memoizable && Either.isRight(key)) keysOfQueries.set(query, { cacheable, namespace, key: key.right })
+      const key = CacheKey.unsafeMake(keysOf(namespace), cacheable, query)
+      if (Either.isRight(key)) {
+        if (byFields !== null) byFields.set(query, key.right)
+        else if (byIdentity) keysOfQueries.set(query, { cacheable, key: key.right })
+      }
       return key
     }
 
@@ -454,10 +464,10 @@ export const make = (
       fiber: Fiber.RuntimeFiber<unknown, unknown>,
       cacheable: Cacheable.Cacheable<Q, A, E, R>,
       query: Q,
-      namespace: CacheKey.NamespaceKeys
+      namespace: string
     ): Result<A> | undefined => {
       if (CachePolicy.resolvedSync(Cacheable.policyFor(cacheable, query)) === undefined) return undefined
-      const key = keyOf(namespace, cacheable, query)
+      const key = keyOf(cacheable, query, namespace)
       if (Either.isLeft(key)) return undefined
       const now = Context.get(fiber.getFiberRef(DefaultServices.currentServices), Clock.Clock).unsafeCurrentTimeMillis()
       const { entry } = store.lookupNow!(key.right, now)
@@ -469,11 +479,11 @@ export const make = (
     const lookupOrResolve = <Q, A, E, R>(
       cacheable: Cacheable.Cacheable<Q, A, E, R>,
       query: Q,
-      namespace: CacheKey.NamespaceKeys,
+      namespace: string,
       parent?: Tracer.Span
     ): Effect.Effect<Result<A>, E | CacheError, R> =>
       withPolicy(Cacheable.policyFor(cacheable, query), (policy) => {
-        const key = keyOf(namespace, cacheable, query)
+        const key = keyOf(cacheable, query, namespace)
         if (Either.isLeft(key)) return Effect.fail(key.left)
         return Effect.matchEffect(
           store.lookup(key.right, { token: nextToken(), ttlMs: policy.ttlMs + policy.graceMs }, policy.graceMs > 0),
@@ -498,14 +508,14 @@ export const make = (
         const lookups = Metrics.forCache(cacheable.name).lookups
         const traced = recordsSpans(fiber)
         if (!traced && store.lookupNow !== undefined) {
-          const hit = hitNow(fiber, cacheable, query, keysOf(namespace))
+          const hit = hitNow(fiber, cacheable, query, namespace)
           if (hit !== undefined) {
             lookups.hit.unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
             return Effect.succeed(answer(hit))
           }
         }
         if (!traced) {
-          const lookup = lookupOrResolve(cacheable, query, keysOf(namespace))
+          const lookup = lookupOrResolve(cacheable, query, namespace)
           // Counted in the steps the lookup takes anyway (`onExit` would cost several more).
           return Effect.tapErrorCause(
             Effect.map(lookup, (result) => {
@@ -524,7 +534,7 @@ export const make = (
           // The span is the parent of what the resolver does; the lookup itself makes no spans, so it is not
           // run under it (setting a parent span copies the fiber's whole context).
           (span) =>
-            lookupOrResolve(cacheable, query, keysOf(namespace), span).pipe(
+            lookupOrResolve(cacheable, query, namespace, span).pipe(
               Effect.onExit((exit) => {
                 const outcome = Exit.isSuccess(exit) ? exit.value.outcome : "error"
                 span.attribute("cache.outcome", outcome)
