@@ -8,7 +8,8 @@ import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Tracer from "effect/Tracer"
 import { Redis } from "ioredis"
-import { Cacheable, CachePolicy, ResponseCache } from "../../src/index.js"
+import type { ResponseCache as ResponseCacheTag } from "../../src/ResponseCache.js"
+import { Cacheable, CachePolicy, ResponseCache } from "../library.js"
 import type { Caller, Contender, Env, Instance } from "../Contender.js"
 import { callOnce } from "../Driver.js"
 import { Snapshot, snapshot, SnapshotQuery } from "../Origin.js"
@@ -40,7 +41,7 @@ const countingTracer = (counter: { spans: number }) =>
     }))))
 
 interface Options {
-  readonly layer: (env: Env) => Layer.Layer<ResponseCache.ResponseCache>
+  readonly layer: (env: Env) => Layer.Layer<ResponseCacheTag>
   /** Extra runtime services (tracer settings) beside the cache. */
   readonly runtimeLayer?: Layer.Layer<never> | undefined
   readonly lockMs?: number | undefined
