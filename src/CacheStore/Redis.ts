@@ -146,7 +146,7 @@ const within = <A>(promise: Promise<A>, ms: number): Promise<A> =>
     )
   })
 
-const call = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, RedisError> =>
+const callUncorked = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, RedisError> =>
   Effect.tryPromise({ try: run, catch: (cause) => new RedisError({ operation, cause }) })
 
 const parseLookup = (reply: Array<string | number>): Lookup => {
@@ -188,6 +188,26 @@ export const make = (
 
     yield* Effect.addFinalizer(() => Effect.sync(() => subscriber?.disconnect()))
 
+    // Commands issued in one tick leave in one write: the first corks the socket, a tick later it is uncorked
+    // (ioredis's auto-pipelining does the same with a Pipeline object per flush, which costs more than a
+    // lone command at low concurrency). A cluster client keeps its own auto-pipelining per node.
+    let corked = false
+    const corkForTick = isCluster(client) ? () => {} : () => {
+      const stream = (client as Redis).stream
+      if (corked || stream === undefined) return
+      corked = true
+      stream.cork()
+      process.nextTick(() => {
+        corked = false
+        stream.uncork()
+      })
+    }
+    const call = <A>(operation: string, run: () => Promise<A>) =>
+      callUncorked(operation, () => {
+        corkForTick()
+        return run()
+      })
+
     const ensureSubscribed = call("subscribe", () => {
       if (subscriber === undefined) {
         // A connection of its own (subscribed connections take no other commands); on a cluster, ioredis's
@@ -226,6 +246,7 @@ export const make = (
         // time left decides what it is, needs the script.
         // Resumed straight from the reply: this is the hit path, and each Effect step here costs per hit.
         return Effect.async<Lookup, RedisError>((resume) => {
+          corkForTick()
           client.mget(key.namespace.generation, key.entry).then(([generation, value]) => {
             if (generation === null || generation === undefined) return resume(scripted)
             if (
