@@ -533,14 +533,19 @@ export const make = (
           },
           // The span is the parent of what the resolver does; the lookup itself makes no spans, so it is not
           // run under it (setting a parent span copies the fiber's whole context).
+          // Outcome and metric in the steps the lookup takes anyway, as above; the span ends in useSpan's own exit
+          // handler, interrupted or not.
           (span) =>
-            lookupOrResolve(cacheable, query, namespace, span).pipe(
-              Effect.onExit((exit) => {
-                const outcome = Exit.isSuccess(exit) ? exit.value.outcome : "error"
-                span.attribute("cache.outcome", outcome)
-                return Metric.increment(lookups[outcome])
+            Effect.tapErrorCause(
+              Effect.map(lookupOrResolve(cacheable, query, namespace, span), (result) => {
+                span.attribute("cache.outcome", result.outcome)
+                lookups[result.outcome].unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
+                return answer(result)
               }),
-              Effect.map(answer)
+              () => {
+                span.attribute("cache.outcome", "error")
+                return Metric.increment(lookups.error)
+              }
             )
         )
       })
