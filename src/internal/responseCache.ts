@@ -96,6 +96,8 @@ const withPolicy = <A, E, R>(
 const underSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, parent: Tracer.Span | undefined) =>
   parent === undefined ? effect : Effect.withParentSpan(effect, parent)
 
+const spanOptions = { captureStackTrace: false } as const
+
 const defaultTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
 /**
@@ -525,29 +527,25 @@ export const make = (
             () => Metric.increment(lookups.error)
           )
         }
-        return Effect.useSpan(
-          "ResponseCache.getOrResolve",
-          {
-            attributes: { "cache.name": cacheable.name, "cache.namespace": namespace },
-            captureStackTrace: false
-          },
-          // The span is the parent of what the resolver does; the lookup itself makes no spans, so it is not
-          // run under it (setting a parent span copies the fiber's whole context).
-          // Outcome and metric in the steps the lookup takes anyway, as above; the span ends in useSpan's own exit
-          // handler, interrupted or not.
-          (span) =>
-            Effect.tapErrorCause(
-              Effect.map(lookupOrResolve(cacheable, query, namespace, span), (result) => {
-                span.attribute("cache.outcome", result.outcome)
-                lookups[result.outcome].unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
-                return answer(result)
-              }),
-              () => {
-                span.attribute("cache.outcome", "error")
-                return Metric.increment(lookups.error)
-              }
-            )
-        )
+        // The span is the parent of what the resolver does; the lookup itself makes no spans, so it is not run
+        // under it (setting a parent span copies the fiber's whole context). Outcome and metric are recorded in the
+        // steps the lookup takes anyway, as above; the span ends in useSpan's own exit handler, interrupted or not.
+        return Effect.useSpan("ResponseCache.getOrResolve", spanOptions, (span) => {
+          // Set here rather than as `attributes`, which Effect copies through Object.entries on every call.
+          span.attribute("cache.name", cacheable.name)
+          span.attribute("cache.namespace", namespace)
+          return Effect.tapErrorCause(
+            Effect.map(lookupOrResolve(cacheable, query, namespace, span), (result) => {
+              span.attribute("cache.outcome", result.outcome)
+              lookups[result.outcome].unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
+              return answer(result)
+            }),
+            () => {
+              span.attribute("cache.outcome", "error")
+              return Metric.increment(lookups.error)
+            }
+          )
+        })
       })
 
     const withOutcome = <A>(result: Result<A>) => result
