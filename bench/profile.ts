@@ -1,17 +1,14 @@
 /**
  * One contender's hot-hit workload alone, for a CPU profile of its hot path:
  *
+ *   npm run build
  *   node --cpu-prof --cpu-prof-dir=.scratch/profiles --import tsx bench/profile.ts [--contender ours-redis]
  *     [--concurrency 64] [--seconds 10] [--miss]
- *   npx tsx bench/profileSummary.ts .scratch/profiles/<file>.cpuprofile
+ *   npx tsx bench/profileSummary.ts .scratch/profiles/<the larger file>.cpuprofile
  *
- * Starts its own redis-server like the benchmark, warms 1,000 keys, runs, prints ops/s. Under tsx every module
- * is one line of transformed code, so the profile has no line numbers; for a profile that points at source
- * lines, compile first and run the JavaScript:
- *
- *   npx tsc -p tsconfig.json --noEmit false --outDir .scratch/bench-build --declaration false \
- *     --declarationMap false --sourceMap false
- *   node --cpu-prof --cpu-prof-dir=.scratch/profiles .scratch/bench-build/bench/profile.js
+ * Starts its own redis-server like the benchmark, warms 1,000 keys, runs, prints ops/s. The library runs from
+ * `dist/` (see library.ts), so its frames keep their line numbers; tsx's loader thread writes a second, small
+ * profile beside the main one.
  */
 import { Redis } from "ioredis"
 import { parseArgs } from "node:util"
