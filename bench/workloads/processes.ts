@@ -4,11 +4,9 @@
  * runs down to one here. Worker processes are started once for the whole workload; each round sends every worker
  * the same command at once.
  */
-import { type ChildProcess, spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
-import { createInterface, type Interface } from "node:readline"
 import { performance } from "node:perf_hooks"
 import { type Bench, entrantsOf, interleave, median, type Workload } from "../Bench.js"
+import { startWorker, type Worker } from "../Worker.js"
 
 export interface Command {
   readonly contender: string
@@ -26,42 +24,8 @@ interface Reply {
   readonly error?: string
 }
 
-interface Worker {
-  readonly child: ChildProcess
-  readonly next: () => Promise<string>
-}
-
-const workerPath = fileURLToPath(new URL("../processWorker.ts", import.meta.url))
-
-const startWorker = (bench: Bench, ids: ReadonlyArray<string>, ttlMs: number): Worker => {
-  const child = spawn(
-    process.execPath,
-    ["--import", "tsx", workerPath, bench.redis.url, bench.redis.host, String(bench.redis.port), ids.join(","), String(ttlMs)],
-    { stdio: ["pipe", "pipe", "inherit"], cwd: fileURLToPath(new URL("../..", import.meta.url)) }
-  )
-  const lines: Interface = createInterface({ input: child.stdout! })
-  const queue: Array<string> = []
-  const waiting: Array<(line: string) => void> = []
-  let exited = false
-  lines.on("line", (line) => {
-    const wake = waiting.shift()
-    if (wake === undefined) queue.push(line)
-    else wake(line)
-  })
-  child.once("exit", () => {
-    exited = true
-    for (const wake of waiting.splice(0)) wake("exited")
-  })
-  return {
-    child,
-    next: () => {
-      const line = queue.shift()
-      if (line !== undefined) return Promise.resolve(line)
-      if (exited) return Promise.resolve("exited")
-      return new Promise((resolve) => waiting.push(resolve))
-    }
-  }
-}
+const startProcess = (bench: Bench, ids: ReadonlyArray<string>, ttlMs: number): Worker =>
+  startWorker("./processWorker.ts", [bench.redis.url, bench.redis.host, String(bench.redis.port), ids.join(","), String(ttlMs)])
 
 export const processes: Workload = {
   id: "stampede-processes",
@@ -70,7 +34,7 @@ export const processes: Workload = {
     const { rounds, processes: count, callersEach, resolverMs } = bench.sizes.processes
     bench.log(`stampede across ${count} processes: starting workers`)
     const ids = entrants.map((e) => e.contender.id)
-    const workers = Array.from({ length: count }, () => startWorker(bench, ids, entrants[0]?.env.ttlMs ?? 600_000))
+    const workers = Array.from({ length: count }, () => startProcess(bench, ids, entrants[0]?.env.ttlMs ?? 600_000))
     try {
       for (const worker of workers) {
         const line = await worker.next()
@@ -88,7 +52,7 @@ export const processes: Workload = {
           counterKey: `bench:resolver-runs:${entrant.contender.id}:${round}`
         }
         const t0 = performance.now()
-        for (const worker of workers) worker.child.stdin!.write(JSON.stringify(command) + "\n")
+        for (const worker of workers) worker.send(JSON.stringify(command))
         const replies = (await Promise.all(workers.map((w) => w.next()))).map((line) => JSON.parse(line) as Reply)
         const wallMs = performance.now() - t0
         const failed = replies.find((r) => r.error !== undefined)
@@ -120,16 +84,7 @@ export const processes: Workload = {
         }))
       }]
     } finally {
-      for (const worker of workers) worker.child.stdin!.end("exit\n")
-      await Promise.all(workers.map((w) =>
-        w.child.exitCode !== null ? undefined : new Promise<void>((resolve) => {
-          const killer = setTimeout(() => w.child.kill("SIGKILL"), 5000)
-          w.child.once("exit", () => {
-            clearTimeout(killer)
-            resolve()
-          })
-        })
-      ))
+      await Promise.all(workers.map((worker) => worker.stop()))
     }
   }
 }
