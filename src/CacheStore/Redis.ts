@@ -235,12 +235,14 @@ export const make = (
 
     const store: CacheStore = {
       lookup: (key, create, withGrace) => {
-        const scripted = Effect.map(
-          call("lookup", () =>
-            client.rcLookup(key.namespace.generation, key.entry, create?.token ?? "", create?.ttlMs ?? 0)),
-          parseLookup
-        )
-        if (withGrace) return scripted
+        // Built only when needed: most lookups are answered by the MGET below.
+        const scripted = () =>
+          Effect.map(
+            call("lookup", () =>
+              client.rcLookup(key.namespace.generation, key.entry, create?.token ?? "", create?.ttlMs ?? 0)),
+            parseLookup
+          )
+        if (withGrace) return scripted()
         // The hot path: one MGET (atomic, and as cheap for Redis as a GET, where a script costs it twice that)
         // reads the generation and the entry together. Only a missing generation, or an entry with grace, whose
         // time left decides what it is, needs the script.
@@ -248,14 +250,14 @@ export const make = (
         return Effect.async<Lookup, RedisError>((resume) => {
           corkForTick()
           client.mget(key.namespace.generation, key.entry).then(([generation, value]) => {
-            if (generation === null || generation === undefined) return resume(scripted)
+            if (generation === null || generation === undefined) return resume(scripted())
             if (
               value === null || value === undefined || value.charCodeAt(generation.length) !== 124 ||
               !value.startsWith(generation)
             ) return resume(Effect.succeed({ generation, entry: undefined }))
             const bar = value.indexOf("|", generation.length + 1)
             if (bar !== generation.length + 2 || value.charCodeAt(generation.length + 1) !== 48) {
-              return resume(scripted)
+              return resume(scripted())
             }
             resume(Effect.succeed({
               generation,
