@@ -2,6 +2,7 @@
  * Key derivation. Every key the cache writes lives under `<prefix>:{ns:<namespace>}:…`:
  *
  * - `…:g`            the namespace's generation (a token replaced by every invalidation);
+ * - `…:w`            the last generation any entry was written under (so a sweep knows when none is current);
  * - `…:e:<digest>`   an entry, where `<digest>` is the 64-hex BLAKE3 of the cacheable's name and the canonical
  *                    JSON of the query's encoded form;
  * - `…:l:<digest>`   the cross-process resolve lock of one entry.
@@ -31,6 +32,8 @@ import { BoundedMap } from "./internal/boundedMap.js"
 export interface NamespaceKeys {
   readonly namespace: string
   readonly generation: string
+  /** Holds the last generation an entry was written under: while it is not the current one, no entry is. */
+  readonly written: string
   /** The entry keys of this namespace are `entryPrefix + digest`. */
   readonly entryPrefix: string
   /** A SCAN pattern matching exactly this namespace's entries. */
@@ -105,6 +108,7 @@ const deriveNamespaceKeys = (prefix: string, namespace: string): NamespaceKeys =
   return {
     namespace,
     generation: `${base}:g`,
+    written: `${base}:w`,
     entryPrefix: `${base}:e:`,
     entryPattern: `${base}:e:*`,
     lockPrefix: `${base}:l:`

@@ -169,15 +169,17 @@ describe("redis cluster layer", () => {
         const slot = yield* keySlot(client, keys.generation)
         const owner = ownerOf(slot)
         primariesUsed.add(owner)
-        // The generation and both entries are on the primary that owns the namespace's slot, and nowhere else.
+        // The generation, the record of what it last wrote under and both entries are on the primary that owns the
+        // namespace's slot, and nowhere else.
         const here = where.get(owner)!.filter((key) => key.startsWith(`${prefix}:{ns:tenant:${tenant}:v1}:`))
         assert.sameMembers(here.filter((key) => key.endsWith(":g")), [keys.generation])
+        assert.sameMembers(here.filter((key) => key.endsWith(":w")), [keys.written])
         assert.strictEqual(here.filter((key) => key.startsWith(keys.entryPrefix)).length, 2)
         for (const key of here) assert.strictEqual(yield* keySlot(client, key), slot)
       }
       assert.isAtLeast(primariesUsed.size, 3, "the 30 namespaces live on all three primaries")
       const total = [...where.values()].reduce((sum, keys) => sum + keys.length, 0)
-      assert.strictEqual(total, 30 * 3, "nothing else was written (locks are released and deleted)")
+      assert.strictEqual(total, 30 * 4, "nothing else was written (locks are released and deleted)")
     })))
 
   it.live("the sweep SCANs only the primary that owns the namespace's slot", () =>
