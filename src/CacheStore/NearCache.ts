@@ -179,10 +179,16 @@ export const make = (
           Effect.zipRight(Effect.sync(() => drop(key.entry)), publish(`e:${key.entry}`))
         ),
       renewGeneration: (namespace, token) =>
-        Effect.zipRight(
-          store.renewGeneration(namespace, token),
-          Effect.zipRight(Effect.sync(() => dropNamespace(namespace.generation)), publish(`n:${namespace.generation}`))
-        )
+        Effect.suspend(() => {
+          // Dropped first too, in the step that sends the new generation: from now on this process reads the
+          // namespace from Redis, behind the new generation on the same connection. Dropped again once it is
+          // there, for what lookups already on the wire brought back meanwhile.
+          dropNamespace(namespace.generation)
+          return Effect.zipRight(
+            store.renewGeneration(namespace, token),
+            Effect.zipRight(Effect.sync(() => dropNamespace(namespace.generation)), publish(`n:${namespace.generation}`))
+          )
+        })
     }
     return near
   })
