@@ -2,9 +2,17 @@ import { defineConfig } from "vitest/config"
 
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
-    globalSetup: ["test/globalSetup.ts"],
-    testTimeout: 30_000,
-    hookTimeout: 30_000
+    projects: [
+      {
+        test: {
+          name: "library",
+          include: ["test/**/*.test.ts"],
+          globalSetup: ["test/globalSetup.ts"],
+          testTimeout: 30_000,
+          hookTimeout: 30_000
+        }
+      },
+      "examples/ledger-service"
+    ]
   }
 })

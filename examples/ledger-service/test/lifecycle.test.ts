@@ -10,10 +10,10 @@ import { Context, Deferred, Effect, Exit, Fiber, Layer, Option, Redacted, Scope 
 import { Redis } from "ioredis"
 import { spawn } from "node:child_process"
 import { fileURLToPath } from "node:url"
-import { ResponseCache } from "../../src/index.js"
-import * as EmbeddedLedger from "../../src/service/LedgerRepo/Embedded.js"
-import { demoTenants } from "../../src/service/LedgerRepo/Seed.js"
-import { startRedisServer } from "../support/redisServer.js"
+import { ResponseCache } from "@ledgerlink/response-cache"
+import * as EmbeddedLedger from "../src/LedgerRepo/Embedded.js"
+import { demoTenants } from "../src/LedgerRepo/Seed.js"
+import { startRedisServer } from "../../../test/support/redisServer.js"
 import {
   baseUrl,
   callersInFlight,
@@ -25,7 +25,7 @@ import {
   uniquePrefix
 } from "./harness.js"
 
-const root = fileURLToPath(new URL("../..", import.meta.url))
+const root = fileURLToPath(new URL("..", import.meta.url))
 
 interface Running {
   readonly url: string
@@ -35,7 +35,7 @@ interface Running {
   readonly stop: (signal: NodeJS.Signals) => Effect.Effect<number | null>
 }
 
-/** `src/service/main.ts` in a process of its own, on a port it picks (PORT=0), with only `env` configured. */
+/** `src/main.ts` in a process of its own, on a port it picks (PORT=0), with only `env` configured. */
 const startMain = (env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.gen(function*() {
@@ -43,7 +43,7 @@ const startMain = (env: Record<string, string>) =>
       for (const name of ["REDIS_URL", "DATABASE_URL", "DATABASE_SCHEMA", "CACHE_PREFIX", "SNAPSHOT_TTL", "HOST"]) {
         delete clean[name]
       }
-      const child = spawn(process.execPath, ["--import", "tsx", "src/service/main.ts"], {
+      const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
         cwd: root,
         env: { ...clean, PORT: "0", ...env },
         stdio: ["ignore", "pipe", "pipe"]
@@ -105,7 +105,7 @@ const pgAnswers = Effect.runPromiseExit(
   Layer.build(PgClient.layer({ url: pgUrl, connectTimeout: "2 seconds" })).pipe(Effect.scoped)
 ).then(Exit.isSuccess)
 
-describe.concurrent("npm start (src/service/main.ts) as a process", () => {
+describe.concurrent("npm start (src/main.ts) as a process", () => {
   it.scopedLive("with nothing configured: memory cache, embedded ledger, one startup line, exit 0 on SIGTERM", () =>
     Effect.gen(function*() {
       const main = yield* startMain({})

@@ -4,7 +4,7 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { LedgerSnapshot } from "../examples/LedgerSnapshot.js"
+import { LedgerSnapshot } from "./LedgerSnapshot.js"
 import { Entry, LedgerDate, NewEntry, TenantId } from "./Domain/Entry.js"
 import {
   CacheUnavailable,

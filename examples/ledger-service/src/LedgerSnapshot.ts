@@ -1,6 +1,6 @@
 /**
  * The seed's example: a tenant's ledger snapshot (its balance as of a date, aggregated over its journal), cached
- * per tenant. The service in `src/service` resolves it from its ledger; `demo` is the seed's stub resolver.
+ * per tenant. The service in `src/` resolves it from its ledger; `demo` is the seed's stub resolver.
  *
  * @since 0.1.0
  */
@@ -8,8 +8,7 @@ import * as BigDecimal from "effect/BigDecimal"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import * as Cacheable from "../Cacheable.js"
-import * as CachePolicy from "../CachePolicy.js"
+import { Cacheable, CachePolicy } from "@ledgerlink/response-cache"
 
 /**
  * A calendar date, `YYYY-MM-DD`, that exists (2024-02-30 does not).

@@ -5,9 +5,9 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Context, Effect, Layer } from "effect"
-import { RedisError, ResponseCache } from "../../src/index.js"
-import * as EmbeddedLedger from "../../src/service/LedgerRepo/Embedded.js"
-import { type RedisServer, startRedisServer } from "../support/redisServer.js"
+import { RedisError, ResponseCache } from "@ledgerlink/response-cache"
+import * as EmbeddedLedger from "../src/LedgerRepo/Embedded.js"
+import { type RedisServer, startRedisServer } from "../../../test/support/redisServer.js"
 import { cacheOf, freshTenant, post, request, serviceUnderTest, snapshot, uniquePrefix } from "./harness.js"
 
 const ownRedis = (port?: number) =>

@@ -3,7 +3,7 @@
  * Amounts are exact decimals (`BigDecimal`), never floats.
  */
 import { BigDecimal, Schema } from "effect"
-import { IsoDate } from "../../examples/LedgerSnapshot.js"
+import { IsoDate } from "../LedgerSnapshot.js"
 
 const example = "6b1f3c2a-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 

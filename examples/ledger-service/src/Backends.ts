@@ -3,7 +3,7 @@
  * otherwise; the ledger is PostgreSQL when `DATABASE_URL` is set and embedded otherwise.
  */
 import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
-import { ResponseCache } from "../index.js"
+import { ResponseCache } from "@ledgerlink/response-cache"
 import type { CacheBackendName } from "./Domain/Health.js"
 import * as EmbeddedLedger from "./LedgerRepo/Embedded.js"
 import * as PostgresLedger from "./LedgerRepo/Postgres.js"

@@ -5,11 +5,11 @@
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
 import { BigDecimal, Context, Deferred, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
-import { ResponseCache } from "../../src/index.js"
-import { CacheBackend } from "../../src/service/Backends.js"
-import { LedgerUnavailable } from "../../src/service/Domain/Errors.js"
-import { LedgerRepo } from "../../src/service/LedgerRepo.js"
-import { createGracefulServer, serviceLayer } from "../../src/service/Service.js"
+import { ResponseCache } from "@ledgerlink/response-cache"
+import { CacheBackend } from "../src/Backends.js"
+import { LedgerUnavailable } from "../src/Domain/Errors.js"
+import { LedgerRepo } from "../src/LedgerRepo.js"
+import { createGracefulServer, serviceLayer } from "../src/Service.js"
 
 /** Steers the ledger under the service. */
 export interface LedgerControl {

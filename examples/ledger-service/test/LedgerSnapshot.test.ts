@@ -3,9 +3,9 @@ import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import * as Either from "effect/Either"
-import { ResponseCache } from "../src/index.js"
-import * as LedgerSnapshot from "../src/examples/LedgerSnapshot.js"
-import { uniqueName } from "./conformance.js"
+import { ResponseCache } from "@ledgerlink/response-cache"
+import * as LedgerSnapshot from "../src/LedgerSnapshot.js"
+import { uniqueName } from "../../../test/conformance.js"
 
 const url = inject("redisUrl")
 

@@ -10,8 +10,8 @@
  *   A stale balance is never served, not even once Redis is back with the old entries still in it.
  */
 import { BigDecimal, Config, DateTime, Duration, Effect, FiberSet, Schedule } from "effect"
-import * as LedgerSnapshot from "../examples/LedgerSnapshot.js"
-import { type CacheError, CachePolicy, ResponseCache } from "../index.js"
+import * as LedgerSnapshot from "./LedgerSnapshot.js"
+import { type CacheError, CachePolicy, ResponseCache } from "@ledgerlink/response-cache"
 import type { Entry, NewEntry } from "./Domain/Entry.js"
 import { CacheUnavailable, InvalidationPending, type LedgerUnavailable } from "./Domain/Errors.js"
 import { LedgerRepo } from "./LedgerRepo.js"

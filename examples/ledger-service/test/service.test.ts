@@ -3,8 +3,8 @@
  * (embedded ledger), then what only a real Redis or a real process can show.
  */
 import { inject } from "@effect/vitest"
-import { ResponseCache } from "../../src/index.js"
-import * as EmbeddedLedger from "../../src/service/LedgerRepo/Embedded.js"
+import { ResponseCache } from "@ledgerlink/response-cache"
+import * as EmbeddedLedger from "../src/LedgerRepo/Embedded.js"
 import { cacheOf, serviceUnderTest, uniquePrefix } from "./harness.js"
 import { serviceSuite } from "./suite.js"
 

@@ -13,7 +13,7 @@ import {
   HttpServerResponse
 } from "@effect/platform"
 import { Cause, Effect, Layer, Option, ParseResult, Schema } from "effect"
-import { Cacheable, CachePolicy, ResponseCache } from "../index.js"
+import { Cacheable, CachePolicy, ResponseCache } from "@ledgerlink/response-cache"
 import { Api } from "./Api.js"
 import { CacheBackend } from "./Backends.js"
 import { readJson } from "./Body.js"

@@ -5,9 +5,9 @@
 import type { HttpServer } from "@effect/platform"
 import { assert, layer } from "@effect/vitest"
 import { BigDecimal, Deferred, Effect, Fiber, type Layer, Ref } from "effect"
-import type { ResponseCache } from "../../src/index.js"
-import type { LedgerRepo } from "../../src/service/LedgerRepo.js"
-import { demoTenants } from "../../src/service/LedgerRepo/Seed.js"
+import type { ResponseCache } from "@ledgerlink/response-cache"
+import type { LedgerRepo } from "../src/LedgerRepo.js"
+import { demoTenants } from "../src/LedgerRepo/Seed.js"
 import { callersInFlight, Control, freshTenant, post, request, snapshot, sum } from "./harness.js"
 
 type Services = HttpServer.HttpServer | ResponseCache.ResponseCache | LedgerRepo | Control

@@ -5,7 +5,7 @@
  */
 import type { BigDecimal, Effect } from "effect"
 import { Context } from "effect"
-import type { LedgerSnapshotQuery } from "../examples/LedgerSnapshot.js"
+import type { LedgerSnapshotQuery } from "./LedgerSnapshot.js"
 import type { Entry, NewEntry } from "./Domain/Entry.js"
 import type { LedgerUnavailable } from "./Domain/Errors.js"
 import type { LedgerBackendName } from "./Domain/Health.js"
