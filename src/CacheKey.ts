@@ -1,5 +1,5 @@
 /**
- * Key derivation. Every key the cache writes lives under `<prefix>:{ns:<namespace>}:…`:
+ * Key derivation (the layout itself is the wire package's `Keys`, shared with the Effect 4 package). Every key the cache writes lives under `<prefix>:{ns:<namespace>}:…`:
  *
  * - `…:g`            the namespace's generation (a token replaced by every invalidation);
  * - `…:w`            the last generation any entry was written under (so a sweep knows when none is current);
@@ -13,51 +13,24 @@
  *
  * @since 0.1.0
  */
-import { blake3 } from "@noble/hashes/blake3.js"
-import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
-import canonicalizeModule from "canonicalize"
+import { Keys } from "@ledgerlink/response-cache-wire"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
 import { SerdeError } from "./CacheError.js"
 import type { Cacheable } from "./Cacheable.js"
-import { BoundedMap } from "./internal/boundedMap.js"
 
 /**
- * The keys of one namespace.
- *
  * @since 0.1.0
  * @category models
  */
-export interface NamespaceKeys {
-  readonly namespace: string
-  readonly generation: string
-  /** Holds the last generation an entry was written under: while it is not the current one, no entry is. */
-  readonly written: string
-  /** The entry keys of this namespace are `entryPrefix + digest`. */
-  readonly entryPrefix: string
-  /** A SCAN pattern matching exactly this namespace's entries. */
-  readonly entryPattern: string
-  readonly lockPrefix: string
-}
+export type NamespaceKeys = Keys.NamespaceKeys
 
 /**
- * The keys of one query.
- *
  * @since 0.1.0
  * @category models
  */
-export interface CacheKey {
-  readonly namespace: NamespaceKeys
-  readonly digest: string
-  readonly entry: string
-  readonly lock: string
-}
-
-// canonicalize is CommonJS (`module.exports = serialize`) while its types declare an ES default export.
-const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined
-
-const validPrefix = /^[A-Za-z0-9._:-]+$/
+export type CacheKey = Keys.CacheKey
 
 /**
  * Why a key prefix is unusable, if it is.
@@ -65,19 +38,7 @@ const validPrefix = /^[A-Za-z0-9._:-]+$/
  * @since 0.1.0
  * @category validation
  */
-export const checkPrefix = (prefix: string): string | undefined =>
-  validPrefix.test(prefix)
-    ? undefined
-    : `Invalid cache key prefix ${JSON.stringify(prefix)}: use letters, digits and . _ : - only`
-
-// Characters with a meaning in keys (hash tags), in SCAN patterns, or in our own escape; and lone surrogates,
-// which would all become U+FFFD on the wire.
-const special = /[%{}*?[\]\\]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
-
-const escapeChar = (char: string): string => {
-  const code = char.charCodeAt(0)
-  return code > 0xff ? `%u${code.toString(16).toUpperCase()}` : `%${code.toString(16).toUpperCase().padStart(2, "0")}`
-}
+export const checkPrefix: (prefix: string) => string | undefined = Keys.checkPrefix
 
 /**
  * Escapes a namespace injectively for use inside a key and a SCAN pattern.
@@ -85,35 +46,13 @@ const escapeChar = (char: string): string => {
  * @since 0.1.0
  * @category keys
  */
-export const escapeNamespace = (namespace: string): string => namespace.replace(special, escapeChar)
+export const escapeNamespace: (namespace: string) => string = Keys.escapeNamespace
 
 /**
  * @since 0.1.0
  * @category keys
  */
-export const namespaceKeys = (prefix: string, namespace: string): NamespaceKeys => {
-  const memoKey = `${prefix}\u0000${namespace}`
-  let keys = namespaces.get(memoKey)
-  if (keys === undefined) {
-    keys = deriveNamespaceKeys(prefix, namespace)
-    namespaces.set(memoKey, keys)
-  }
-  return keys
-}
-
-const namespaces = new BoundedMap<string, NamespaceKeys>(10_000)
-
-const deriveNamespaceKeys = (prefix: string, namespace: string): NamespaceKeys => {
-  const base = `${prefix}:{ns:${escapeNamespace(namespace)}}`
-  return {
-    namespace,
-    generation: `${base}:g`,
-    written: `${base}:w`,
-    entryPrefix: `${base}:e:`,
-    entryPattern: `${base}:e:*`,
-    lockPrefix: `${base}:l:`
-  }
-}
+export const namespaceKeys: (prefix: string, namespace: string) => NamespaceKeys = Keys.namespaceKeys
 
 /**
  * The canonical JSON of a value: object keys sorted recursively, no whitespace. Fails on values JSON cannot hold
@@ -122,34 +61,16 @@ const deriveNamespaceKeys = (prefix: string, namespace: string): NamespaceKeys =
  * @since 0.1.0
  * @category keys
  */
-export const canonicalJson = (value: unknown): Either.Either<string, unknown> => {
-  try {
-    const json = canonicalize(value)
-    return json === undefined ? Either.left(new Error("the value has no JSON form")) : Either.right(json)
-  } catch (error) {
-    return Either.left(error)
-  }
-}
+export const canonicalJson = (value: unknown): Either.Either<string, unknown> =>
+  Either.try({ try: () => Keys.canonicalJson(value), catch: (error) => error })
 
 /**
- * The 64-hex BLAKE3 digest of a cacheable's name and a query's canonical JSON. The name is written as a JSON
- * string, which ends unambiguously, so no name/query pair shares its input with another.
+ * The 64-hex BLAKE3 digest of a cacheable's name and a query's canonical JSON.
  *
  * @since 0.1.0
  * @category keys
  */
-export const digest = (name: string, canonicalQuery: string): string => {
-  const input = JSON.stringify(name) + canonicalQuery
-  let hex = digests.get(input)
-  if (hex === undefined) {
-    hex = bytesToHex(blake3(utf8ToBytes(input)))
-    digests.set(input, hex)
-  }
-  return hex
-}
-
-// BLAKE3 of a ~90-byte query costs a few µs: hot queries are digested once.
-const digests = new BoundedMap<string, string>(10_000)
+export const digest: (name: string, canonicalQuery: string) => string = Keys.digest
 
 const encoders = new WeakMap<Schema.Schema<any, any, never>, (query: unknown) => Either.Either<unknown, unknown>>()
 
@@ -190,6 +111,5 @@ export const unsafeMake = <Q, A, E, R>(
   if (Either.isLeft(encoded)) return Either.left(new SerdeError({ subject: "query", cause: encoded.left }))
   const json = canonicalJson(encoded.right)
   if (Either.isLeft(json)) return Either.left(new SerdeError({ subject: "query", cause: json.left }))
-  const hex = digest(cacheable.name, json.right)
-  return Either.right({ namespace, digest: hex, entry: namespace.entryPrefix + hex, lock: namespace.lockPrefix + hex })
+  return Either.right(Keys.cacheKey(namespace, digest(cacheable.name, json.right)))
 }

@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import type { Envelope } from "@ledgerlink/response-cache-wire"
 import type * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
 import type * as Stream from "effect/Stream"
@@ -23,27 +24,13 @@ import type { CacheKey, NamespaceKeys } from "./CacheKey.js"
  * @since 0.1.0
  * @category models
  */
-export interface StoredEntry {
-  /** The response's JSON text. */
-  readonly payload: string
-  /** How long the entry was kept past its fresh time when written. */
-  readonly graceMs: number
-  /**
-   * Milliseconds until the store drops it, as the store itself counts them. Infinity when the store did not ask
-   * (an entry without grace is fresh for as long as it exists).
-   */
-  readonly remainingMs: number
-}
+export type StoredEntry = Envelope.StoredEntry
 
 /**
  * @since 0.1.0
  * @category models
  */
-export interface Lookup {
-  /** The namespace's current generation; undefined when it has none and none was asked to be created. */
-  readonly generation: string | undefined
-  readonly entry: StoredEntry | undefined
-}
+export type Lookup = Envelope.Lookup
 
 /**
  * @since 0.1.0

@@ -4,7 +4,10 @@ import { defineProject } from "vitest/config"
 export default defineProject({
   resolve: {
     // The library from its source, as tsconfig.json's `paths` says, so the tests need no build.
-    alias: { "@ledgerlink/response-cache": fileURLToPath(new URL("../../src/index.ts", import.meta.url)) }
+    alias: {
+      "@ledgerlink/response-cache-wire": fileURLToPath(new URL("../../packages/wire/src/index.ts", import.meta.url)),
+      "@ledgerlink/response-cache": fileURLToPath(new URL("../../src/index.ts", import.meta.url))
+    }
   },
   test: {
     name: "ledger-service",

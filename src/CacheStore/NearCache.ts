@@ -12,6 +12,7 @@
  *
  * @since 0.1.0
  */
+import { Keys } from "@ledgerlink/response-cache-wire"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import type * as Scope from "effect/Scope"
@@ -95,8 +96,9 @@ export const make = (
       : (client as Redis).duplicate({ enableOfflineQueue: true })
     subscriber.on("error", () => {})
     subscriber.on("message", (_channel: string, message: string) => {
-      if (message.startsWith("n:")) dropNamespace(message.slice(2))
-      else drop(message.slice(2))
+      const changed = Keys.parseNearMessage(message)
+      if (changed._tag === "Namespace") dropNamespace(changed.generation)
+      else drop(changed.entry)
     })
     // A subscriber that lost its connection may have missed messages: nothing near is trusted until it is back.
     subscriber.on("close", forgetAll)
@@ -171,12 +173,12 @@ export const make = (
       write: (key, write) =>
         Effect.tap(store.write(key, write), () =>
           write.expected === undefined
-            ? Effect.zipRight(Effect.sync(() => drop(key.entry)), publish(`e:${key.entry}`))
+            ? Effect.zipRight(Effect.sync(() => drop(key.entry)), publish(Keys.nearMessage({ _tag: "Entry", entry: key.entry })))
             : Effect.void),
       remove: (key) =>
         Effect.zipRight(
           store.remove(key),
-          Effect.zipRight(Effect.sync(() => drop(key.entry)), publish(`e:${key.entry}`))
+          Effect.zipRight(Effect.sync(() => drop(key.entry)), publish(Keys.nearMessage({ _tag: "Entry", entry: key.entry })))
         ),
       renewGeneration: (namespace, token) =>
         Effect.suspend(() => {
@@ -186,7 +188,7 @@ export const make = (
           dropNamespace(namespace.generation)
           return Effect.zipRight(
             store.renewGeneration(namespace, token),
-            Effect.zipRight(Effect.sync(() => dropNamespace(namespace.generation)), publish(`n:${namespace.generation}`))
+            Effect.zipRight(Effect.sync(() => dropNamespace(namespace.generation)), publish(Keys.nearMessage({ _tag: "Namespace", generation: namespace.generation })))
           )
         })
     }

@@ -2,8 +2,8 @@
  * The Redis store: each operation is one command or one Lua script (registered once with `defineCommand`), so
  * every generation check happens atomically inside Redis, never as a read-modify-write across round trips.
  *
- * An entry is stored as `<generation>|<graceMs>|<json>`, with a PX of its fresh time plus `graceMs`; what is left
- * of it is read back with PTTL in the same script, so freshness is judged by Redis's clock alone.
+ * The key layout, the entry envelope and the scripts are the wire package's (`@ledgerlink/response-cache-wire`),
+ * shared with the Effect 4 package; this module only speaks them through ioredis.
  *
  * @since 0.1.0
  */
@@ -11,83 +11,12 @@ import * as Effect from "effect/Effect"
 import * as Option from "effect/Option"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
+import { Envelope, Scripts } from "@ledgerlink/response-cache-wire"
 import calculateSlot from "cluster-key-slot"
 import type { Cluster, Redis } from "ioredis"
 import { RedisError } from "../CacheError.js"
 import type { NamespaceKeys } from "../CacheKey.js"
 import type { CacheStore, Lookup } from "../CacheStore.js"
-
-// KEYS: generation, entry. ARGV: token to create a missing generation with ("" = do not), its ttl in ms.
-// Returns {} (no generation), {generation} (no entry of it) or {generation, "<graceMs>|<json>", pttl}.
-const lookupScript = `
-local generation = redis.call('GET', KEYS[1])
-if not generation then
-  if ARGV[1] == '' then return {} end
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {ARGV[1]}
-end
-local value = redis.call('GET', KEYS[2])
-local n = #generation
-if not value or string.byte(value, n + 1) ~= 124 or string.sub(value, 1, n) ~= generation then
-  return {generation}
-end
-return {generation, string.sub(value, n + 2), redis.call('PTTL', KEYS[2])}
-`
-
-// KEYS: generation, entry, written. ARGV: expected generation ("" = the current one), token to create a missing
-// one with, "<graceMs>|<json>", ttl in ms. Returns 1 when stored, 0 when the generation moved on. The generation,
-// and the record of which generation entries were last written under, are kept at least as long as the entry.
-const writeScript = `
-local generation = redis.call('GET', KEYS[1])
-if ARGV[1] ~= '' then
-  if generation ~= ARGV[1] then return 0 end
-elseif not generation then
-  generation = ARGV[2]
-  redis.call('SET', KEYS[1], generation, 'PX', ARGV[4])
-end
-redis.call('SET', KEYS[2], generation .. '|' .. ARGV[3], 'PX', ARGV[4])
-local ttl = tonumber(ARGV[4])
-local left = redis.call('PTTL', KEYS[1])
-if left >= 0 and left < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
-if left > ttl then ttl = left end
-redis.call('SET', KEYS[3], generation, 'PX', ttl)
-return 1
-`
-
-// KEYS: generation, written. ARGV: SCAN cursor, MATCH pattern, COUNT. One SCAN page of a namespace's entries,
-// taken and swept inside Redis, so no key name travels to the client. It UNLINKs the entries the current generation
-// does not count. While no entry has been written under the current generation (`written` holds another, or
-// nothing) — a purge right after its invalidation, typically — that is every entry of the page, with no entry
-// read; else each entry's head is checked (GETRANGE of the generation's length) first. Returns {next cursor, how
-// many it removed}. SCAN names no key and returns only keys local to the node it runs on, so on a cluster the
-// script runs on the owner of the namespace's slot and touches only keys of that slot.
-const sweepScript = `
-local page = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', ARGV[3])
-local dead = page[2]
-if #dead == 0 then return {page[1], 0} end
-local generation = redis.call('GET', KEYS[1])
-if generation and redis.call('GET', KEYS[2]) == generation then
-  local head = generation .. '|'
-  local keys = dead
-  dead = {}
-  for i = 1, #keys do
-    if redis.call('GETRANGE', keys[i], 0, #head - 1) ~= head then dead[#dead + 1] = keys[i] end
-  end
-end
-local removed = 0
-for i = 1, #dead, 1000 do
-  removed = removed + redis.call('UNLINK', unpack(dead, i, math.min(i + 999, #dead)))
-end
-return {page[1], removed}
-`
-
-// KEYS: lock. ARGV: token, channel, entry key. Deletes the lock only if `token` holds it, then tells the waiting
-// processes that this entry's resolve is over (its value landed, or it gave up).
-const releaseScript = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
-redis.call('PUBLISH', ARGV[2], ARGV[3])
-return 1
-`
 
 /**
  * The scripts as ioredis commands.
@@ -126,20 +55,13 @@ export type ScriptedRedis = (Redis | Cluster) & ScriptCommands
  * @category constructors
  */
 export const defineScripts = (client: Redis | Cluster): ScriptedRedis => {
-  client.defineCommand("rcLookup", { numberOfKeys: 2, lua: lookupScript })
-  client.defineCommand("rcWrite", { numberOfKeys: 3, lua: writeScript })
-  client.defineCommand("rcSweep", { numberOfKeys: 2, lua: sweepScript })
-  client.defineCommand("rcRelease", { numberOfKeys: 1, lua: releaseScript })
+  client.defineCommand("rcLookup", { numberOfKeys: 2, lua: Scripts.lookup })
+  client.defineCommand("rcWrite", { numberOfKeys: 3, lua: Scripts.write })
+  client.defineCommand("rcSweep", { numberOfKeys: 2, lua: Scripts.sweep })
+  client.defineCommand("rcRelease", { numberOfKeys: 1, lua: Scripts.release })
   return client as ScriptedRedis
 }
 
-/**
- * The COUNT of each sweep script's SCAN: how many keys one call looks at, at most (give or take one hash bucket).
- * A running script holds up every other client of that Redis, so this bounds the wait it imposes. Measured on
- * Redis 7.0 (2 cores, ~110-byte keys): ~2.9 µs of Redis time per entry removed without a check, ~4.6 with the
- * check — 0.7 to 1.2 ms per call.
- */
-const sweepPageCount = 250
 
 const isCluster = (client: Redis | Cluster): client is Cluster => "slots" in client && "nodes" in client
 
@@ -160,7 +82,7 @@ const slotOwner = (client: Cluster, generationKey: string): Redis => {
  * cluster client would follow a MOVED or ASK to another node with it.
  */
 const withSweepScript = (node: Redis): Redis & Pick<ScriptCommands, "rcSweep"> => {
-  if (!("rcSweep" in node)) node.defineCommand("rcSweep", { numberOfKeys: 2, lua: sweepScript })
+  if (!("rcSweep" in node)) node.defineCommand("rcSweep", { numberOfKeys: 2, lua: Scripts.sweep })
   return node as Redis & Pick<ScriptCommands, "rcSweep">
 }
 
@@ -195,7 +117,7 @@ const sweepPage = async (
 ): Promise<{ readonly removed: number; readonly next: SweepCursor }> => {
   const { entryPattern, generation, written } = namespace
   if (!isCluster(client)) {
-    const [cursor, removed] = await client.rcSweep(generation, written, page.cursor, entryPattern, sweepPageCount)
+    const [cursor, removed] = await client.rcSweep(generation, written, page.cursor, entryPattern, Scripts.sweepPageCount)
     return { removed, next: { cursor, node: client } }
   }
   // The first page makes sure the client knows the slot's owner at all (it may never have sent this slot a command).
@@ -204,7 +126,7 @@ const sweepPage = async (
     const node = slotOwner(client, generation)
     try {
       const cursor = node === page.node ? page.cursor : "0"
-      const [next, removed] = await withSweepScript(node).rcSweep(generation, written, cursor, entryPattern, sweepPageCount)
+      const [next, removed] = await withSweepScript(node).rcSweep(generation, written, cursor, entryPattern, Scripts.sweepPageCount)
       return { removed, next: { cursor: next, node } }
     } catch (error) {
       const redirect = redirection(error)
@@ -233,21 +155,6 @@ const within = <A>(promise: Promise<A>, ms: number): Promise<A> =>
 
 const callUncorked = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, RedisError> =>
   Effect.tryPromise({ try: run, catch: (cause) => new RedisError({ operation, cause }) })
-
-const parseLookup = (reply: Array<string | number>): Lookup => {
-  const generation = reply[0] as string | undefined
-  const value = reply[1] as string | undefined
-  if (value === undefined) return { generation, entry: undefined }
-  const bar = value.indexOf("|")
-  return {
-    generation,
-    entry: {
-      graceMs: Number(value.slice(0, bar)),
-      payload: value.slice(bar + 1),
-      remainingMs: reply[2] as number
-    }
-  }
-}
 
 /**
  * The store over a client. `channel` carries lock releases; its subscriber connection is opened the first time a
@@ -325,7 +232,7 @@ export const make = (
           Effect.map(
             call("lookup", () =>
               client.rcLookup(key.namespace.generation, key.entry, create?.token ?? "", create?.ttlMs ?? 0)),
-            parseLookup
+            Envelope.fromLookupReply
           )
         if (withGrace) return scripted()
         // The hot path: one MGET (atomic, and as cheap for Redis as a GET, where a script costs it twice that)
@@ -335,19 +242,8 @@ export const make = (
         return Effect.async<Lookup, RedisError>((resume) => {
           corkForTick()
           client.mget(key.namespace.generation, key.entry).then(([generation, value]) => {
-            if (generation === null || generation === undefined) return resume(scripted())
-            if (
-              value === null || value === undefined || value.charCodeAt(generation.length) !== 124 ||
-              !value.startsWith(generation)
-            ) return resume(Effect.succeed({ generation, entry: undefined }))
-            const bar = value.indexOf("|", generation.length + 1)
-            if (bar !== generation.length + 2 || value.charCodeAt(generation.length + 1) !== 48) {
-              return resume(scripted())
-            }
-            resume(Effect.succeed({
-              generation,
-              entry: { payload: value.slice(bar + 1), graceMs: 0, remainingMs: Infinity }
-            }))
+            const found = Envelope.fromMget(generation, value)
+            resume(found === undefined ? scripted() : Effect.succeed(found))
           }, (cause) => resume(Effect.fail(new RedisError({ operation: "lookup", cause }))))
         })
       },
@@ -361,7 +257,7 @@ export const make = (
               key.namespace.written,
               write.expected ?? "",
               write.token,
-              `${write.graceMs}|${write.payload}`,
+              Envelope.body(write.graceMs, write.payload),
               write.ttlMs
             )),
           (stored) => stored === 1

@@ -2,7 +2,6 @@
  * The caching logic, written once above the store interface: policy and key derivation, serde, single flight,
  * fail-open, spans and metrics. Both layers build their service with `make`.
  */
-import { randomBytes } from "node:crypto"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -29,7 +28,7 @@ import * as CachePolicy from "../CachePolicy.js"
 import type { CacheStore, Lookup } from "../CacheStore.js"
 import type * as ResponseCache from "../ResponseCache.js"
 import * as Metrics from "../ResponseCacheMetrics.js"
-import { BoundedMap } from "./boundedMap.js"
+import { BoundedMap as Bounded, Tokens } from "@ledgerlink/response-cache-wire"
 import { KeysByFields } from "./keysByFields.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>
@@ -109,15 +108,6 @@ const recordsSpans = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
   Context.get(fiber.getFiberRef(DefaultServices.currentServices), Tracer.Tracer) !== defaultTracer
 
 /**
- * Generation tokens must never repeat, across processes and restarts: a random per-instance nonce and a counter.
- */
-const tokenSource = () => {
-  const nonce = randomBytes(9).toString("base64url")
-  let counter = 0
-  return () => nonce + (counter++).toString(36)
-}
-
-/**
  * Builds the service over a store. The scope is the layer's: resolves shared by several callers, and background
  * refreshes, run in it, so they outlive the caller that started them and stop when the layer does.
  */
@@ -127,7 +117,7 @@ export const make = (
 ): Effect.Effect<ResponseCache.ResponseCache.Service, never, Scope.Scope> =>
   Effect.map(Effect.scope, (scope) => {
     const { prefix, strict } = options
-    const nextToken = tokenSource()
+    const nextToken = Tokens.tokenSource()
     const flights = new Map<string, Flight>()
 
     const keysOf = (namespace: string) => CacheKey.namespaceKeys(prefix, namespace)
@@ -353,7 +343,7 @@ export const make = (
 
     // The last payload decoded for each entry key, with its value: a hit whose bytes are the same as last time
     // (compared in full, just read from the store) needs no JSON.parse and no schema decode.
-    const decodedPayloads = new BoundedMap<string, {
+    const decodedPayloads = new Bounded.BoundedMap<string, {
       readonly schema: Schema.Schema<any, any, never>
       readonly payload: string
       readonly value: unknown

@@ -3,7 +3,7 @@
  * pass through, and keep what is in use.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { BoundedMap } from "../src/internal/boundedMap.js"
+import { BoundedMap } from "../src/BoundedMap.js"
 
 describe("BoundedMap", () => {
   it("forgets what is not used once its capacity has streamed past, and keeps an entry that is read", () => {

@@ -7,6 +7,10 @@
  * is not: its iterator steps over every slot deleted before, until the table is rebuilt — ~8 µs per insert at
  * 10,000 entries, measured.)
  */
+/**
+ * @since 0.1.0
+ * @category models
+ */
 export class BoundedMap<K, V> {
   private current = new Map<K, V>()
   private previous = new Map<K, V>()

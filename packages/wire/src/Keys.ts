@@ -1,0 +1,203 @@
+/**
+ * Key derivation. Every key the cache writes lives under `<prefix>:{ns:<namespace>}:…`:
+ *
+ * - `…:g`            the namespace's generation (a token replaced by every invalidation);
+ * - `…:w`            the last generation any entry was written under (so a sweep knows when none is current);
+ * - `…:e:<digest>`   an entry, where `<digest>` is the 64-hex BLAKE3 of the cacheable's name and the canonical
+ *                    JSON of the query's encoded form;
+ * - `…:l:<digest>`   the cross-process resolve lock of one entry.
+ *
+ * The namespace is escaped injectively (`%`, braces, glob characters and lone surrogates become `%XX` / `%uXXXX`),
+ * so the hash tag `{ns:…}` ends where we mean it to — one namespace is one Redis Cluster slot — no two namespaces
+ * share a key, and the sweep pattern `…:e:*` of one namespace can never match another's keys.
+ *
+ * Pub/sub: `<prefix>:lock-released` carries the entry key whose lock was released; `<prefix>:near` carries what a
+ * process changed (`e:<entry key>` or `n:<generation key>`), for near-caches.
+ *
+ * @since 0.1.0
+ */
+import { blake3 } from "@noble/hashes/blake3.js"
+import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
+import canonicalizeModule from "canonicalize"
+import { BoundedMap } from "./BoundedMap.js"
+
+/**
+ * The keys of one namespace.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface NamespaceKeys {
+  readonly namespace: string
+  readonly generation: string
+  /** Holds the last generation an entry was written under: while it is not the current one, no entry is. */
+  readonly written: string
+  /** The entry keys of this namespace are `entryPrefix + digest`. */
+  readonly entryPrefix: string
+  /** A SCAN pattern matching exactly this namespace's entries. */
+  readonly entryPattern: string
+  readonly lockPrefix: string
+}
+
+/**
+ * The keys of one query.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface CacheKey {
+  readonly namespace: NamespaceKeys
+  readonly digest: string
+  readonly entry: string
+  readonly lock: string
+}
+
+// canonicalize is CommonJS (`module.exports = serialize`) while its types declare an ES default export.
+const canonicalize = canonicalizeModule as unknown as (value: unknown) => string | undefined
+
+const validPrefix = /^[A-Za-z0-9._:-]+$/
+
+/**
+ * Why a key prefix is unusable, if it is.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const checkPrefix = (prefix: string): string | undefined =>
+  validPrefix.test(prefix)
+    ? undefined
+    : `Invalid cache key prefix ${JSON.stringify(prefix)}: use letters, digits and . _ : - only`
+
+// Characters with a meaning in keys (hash tags), in SCAN patterns, or in our own escape; and lone surrogates,
+// which would all become U+FFFD on the wire.
+const special = /[%{}*?[\]\\]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g
+
+const escapeChar = (char: string): string => {
+  const code = char.charCodeAt(0)
+  return code > 0xff ? `%u${code.toString(16).toUpperCase()}` : `%${code.toString(16).toUpperCase().padStart(2, "0")}`
+}
+
+/**
+ * Escapes a namespace injectively for use inside a key and a SCAN pattern.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const escapeNamespace = (namespace: string): string => namespace.replace(special, escapeChar)
+
+/**
+ * @since 0.1.0
+ * @category keys
+ */
+export const namespaceKeys = (prefix: string, namespace: string): NamespaceKeys => {
+  const memoKey = `${prefix}\u0000${namespace}`
+  let keys = namespaces.get(memoKey)
+  if (keys === undefined) {
+    keys = deriveNamespaceKeys(prefix, namespace)
+    namespaces.set(memoKey, keys)
+  }
+  return keys
+}
+
+const namespaces = new BoundedMap<string, NamespaceKeys>(10_000)
+
+const deriveNamespaceKeys = (prefix: string, namespace: string): NamespaceKeys => {
+  const base = `${prefix}:{ns:${escapeNamespace(namespace)}}`
+  return {
+    namespace,
+    generation: `${base}:g`,
+    written: `${base}:w`,
+    entryPrefix: `${base}:e:`,
+    entryPattern: `${base}:e:*`,
+    lockPrefix: `${base}:l:`
+  }
+}
+
+/**
+ * The keys of the query whose digest is `hex`, in its namespace.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const cacheKey = (namespace: NamespaceKeys, hex: string): CacheKey => ({
+  namespace,
+  digest: hex,
+  entry: namespace.entryPrefix + hex,
+  lock: namespace.lockPrefix + hex
+})
+
+/**
+ * The canonical JSON of a value: object keys sorted recursively, no whitespace. Throws on values JSON cannot hold
+ * (NaN, Infinity, bigint, a bare `undefined`).
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const canonicalJson = (value: unknown): string => {
+  const json = canonicalize(value)
+  if (json === undefined) throw new Error("the value has no JSON form")
+  return json
+}
+
+/**
+ * The 64-hex BLAKE3 digest of a cacheable's name and a query's canonical JSON. The name is written as a JSON
+ * string, which ends unambiguously, so no name/query pair shares its input with another.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const digest = (name: string, canonicalQuery: string): string => {
+  const input = JSON.stringify(name) + canonicalQuery
+  let hex = digests.get(input)
+  if (hex === undefined) {
+    hex = bytesToHex(blake3(utf8ToBytes(input)))
+    digests.set(input, hex)
+  }
+  return hex
+}
+
+// BLAKE3 of a ~90-byte query costs a few µs: hot queries are digested once.
+const digests = new BoundedMap<string, string>(10_000)
+
+/**
+ * The channel on which a released lock names its entry key.
+ *
+ * @since 0.1.0
+ * @category channels
+ */
+export const lockReleasedChannel = (prefix: string): string => `${prefix}:lock-released`
+
+/**
+ * The channel on which processes announce what they changed, for near-caches.
+ *
+ * @since 0.1.0
+ * @category channels
+ */
+export const nearChannel = (prefix: string): string => `${prefix}:near`
+
+/**
+ * What a near-cache channel message says: an entry changed (`e:<entry key>`) or a namespace's generation did
+ * (`n:<generation key>`).
+ *
+ * @since 0.1.0
+ * @category channels
+ */
+export type NearMessage =
+  | { readonly _tag: "Entry"; readonly entry: string }
+  | { readonly _tag: "Namespace"; readonly generation: string }
+
+/**
+ * @since 0.1.0
+ * @category channels
+ */
+export const nearMessage = (message: NearMessage): string =>
+  message._tag === "Entry" ? `e:${message.entry}` : `n:${message.generation}`
+
+/**
+ * @since 0.1.0
+ * @category channels
+ */
+export const parseNearMessage = (message: string): NearMessage =>
+  message.startsWith("n:")
+    ? { _tag: "Namespace", generation: message.slice(2) }
+    : { _tag: "Entry", entry: message.slice(2) }
