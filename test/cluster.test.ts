@@ -60,7 +60,7 @@ const keysByPrimary = (client: Cluster, pattern: string) =>
       let cursor = "0"
       do {
         const [next, page] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000)
-        keys.push(...page)
+        for (const key of page) keys.push(key)
         cursor = next
       } while (cursor !== "0")
       found.set(`${node.options.host}:${node.options.port}`, keys)

@@ -24,7 +24,7 @@ const scanAll = (client: Redis, pattern: string) =>
     let cursor = "0"
     do {
       const [next, page] = await client.scan(cursor, "MATCH", pattern, "COUNT", 1000)
-      keys.push(...page)
+      for (const key of page) keys.push(key)
       cursor = next
     } while (cursor !== "0")
     return keys

@@ -246,7 +246,9 @@ export const make = (
       leader: boolean
     ): Effect.Effect<Result<A>, E> => {
       const waiting = restore(Deferred.await(flight.deferred as Deferred.Deferred<Result<A>, E>)).pipe(
-        Effect.ensuring(Effect.sync(() => flight.waiters--)),
+        Effect.ensuring(Effect.sync(() => {
+          flight.waiters -= 1
+        })),
         Effect.onInterrupt(() =>
           Effect.suspend(() => {
             // The last caller to leave takes the resolve down with it; anyone still waiting keeps it going, and
