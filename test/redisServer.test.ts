@@ -57,7 +57,10 @@ describe("startRedisServer", () => {
       owner.kill("SIGKILL")
       // The watcher polls every 0.2 s and the server exits on SIGTERM at once; 5 s leaves room for a loaded machine.
       const { pid, port } = server
-      assert.isTrue(await eventually(() => !running(pid), 5000), `redis-server ${pid} still runs 5 s after its owner died`)
+      assert.isTrue(
+        await eventually(() => !running(pid), 5000),
+        `redis-server ${pid} still runs 5 s after its owner died`
+      )
       await waitForRedis(port, 200).then(
         () => assert.fail(`something still answers on port ${port}`),
         () => {}

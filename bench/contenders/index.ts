@@ -4,8 +4,8 @@
 import type { Contender } from "../Contender.js"
 import { asyncCacheDedupe } from "./asyncCacheDedupe.js"
 import { bentocache } from "./bentocache.js"
-import { cachified } from "./cachified.js"
 import { cacheManager } from "./cacheManager.js"
+import { cachified } from "./cachified.js"
 import { ours } from "./ours.js"
 import { raw } from "./raw.js"
 

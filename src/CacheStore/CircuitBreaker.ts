@@ -92,8 +92,10 @@ export const make = (store: CacheStore.Service, options: Options): CacheStore.Se
     remove: (key) => guard("unlink", store.remove(key)),
     renewGeneration: (namespace, token) => guard("renew generation", store.renewGeneration(namespace, token)),
     sweep: (namespace) =>
-      Stream.unwrap(Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        openUntil > now ? open("scan") : Effect.succeed(store.sweep(namespace)))),
+      Stream.unwrap(
+        Effect.flatMap(Clock.currentTimeMillis, (now) =>
+          openUntil > now ? open("scan") : Effect.succeed(store.sweep(namespace)))
+      ),
     acquireLock: (key, token, ttlMs) => guard("lock", store.acquireLock(key, token, ttlMs)),
     releaseLock: (key, token) => guard("unlock", store.releaseLock(key, token)),
     listenForRelease: (key) => guard("subscribe", store.listenForRelease(key))

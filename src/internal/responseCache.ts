@@ -2,6 +2,7 @@
  * The caching logic, written once above the store interface: policy and key derivation, serde, single flight,
  * fail-open, spans and metrics. Both layers build their service with `make`.
  */
+import { BoundedMap as Bounded, Tokens } from "@ledgerlink/response-cache-wire"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -10,7 +11,7 @@ import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Exit from "effect/Exit"
+import type * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as FiberRef from "effect/FiberRef"
@@ -18,7 +19,7 @@ import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import * as Schema from "effect/Schema"
-import * as Scope from "effect/Scope"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import * as Tracer from "effect/Tracer"
 import * as Cacheable from "../Cacheable.js"
@@ -28,7 +29,6 @@ import * as CachePolicy from "../CachePolicy.js"
 import type { CacheStore, Lookup } from "../CacheStore.js"
 import type * as ResponseCache from "../ResponseCache.js"
 import * as Metrics from "../ResponseCacheMetrics.js"
-import { BoundedMap as Bounded, Tokens } from "@ledgerlink/response-cache-wire"
 import { KeysByFields } from "./keysByFields.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>
@@ -162,8 +162,12 @@ export const make = (
         const value = yield* resolveTimed(cacheable, query)
         const payload = yield* encodeResponse(cacheable.response, value)
         const written = yield* Effect.either(writeEntry(key, generation, payload, policy))
-        if (Either.isRight(written)) return { value, outcome: "miss" as const }
-        if (strict) return yield* written.left
+        if (Either.isRight(written)) {
+          return { value, outcome: "miss" as const }
+        }
+        if (strict) {
+          return yield* written.left
+        }
         yield* storeFailed(written.left, "writing")
         return { value, outcome: "bypass" as const }
       })
@@ -177,8 +181,12 @@ export const make = (
       generation: string | undefined
     ): Effect.Effect<Option.Option<A>, RedisError> =>
       Effect.map(store.lookup(key, undefined), ({ entry, generation: current }) => {
-        if (entry === undefined || entry.remainingMs <= entry.graceMs) return Option.none()
-        if (generation !== undefined && current !== generation) return Option.none()
+        if (entry === undefined || entry.remainingMs <= entry.graceMs) {
+          return Option.none()
+        }
+        if (generation !== undefined && current !== generation) {
+          return Option.none()
+        }
         return Either.getRight(decodeEntry(schema, entry.payload))
       })
 
@@ -208,21 +216,33 @@ export const make = (
         const released = yield* store.listenForRelease(key)
         while (true) {
           const value = yield* freshEntry(cacheable.response, key, generation)
-          if (Option.isSome(value)) return { _tag: "Delivered", value: value.value } as const
-          if (yield* store.acquireLock(key, token, policy.lockMs)) return { _tag: "Acquired" } as const
+          if (Option.isSome(value)) {
+            return { _tag: "Delivered", value: value.value } as const
+          }
+          if (yield* store.acquireLock(key, token, policy.lockMs)) {
+            return { _tag: "Acquired" } as const
+          }
           const remaining = deadline - (yield* Clock.currentTimeMillis)
-          if (remaining <= 0) return { _tag: "TimedOut" } as const
+          if (remaining <= 0) {
+            return { _tag: "TimedOut" } as const
+          }
           yield* Effect.timeoutOption(released, remaining)
         }
       }).pipe(Effect.scoped)
       return Effect.flatMap(Effect.either(store.acquireLock(key, token, policy.lockMs)), (acquired) => {
-        if (Either.isLeft(acquired)) return resolveAndWrite(cacheable, query, key, policy, generation)
-        if (acquired.right) return resolveHolding
+        if (Either.isLeft(acquired)) {
+          return resolveAndWrite(cacheable, query, key, policy, generation)
+        }
+        if (acquired.right) {
+          return resolveHolding
+        }
         return Effect.flatMap(Effect.either(waitForHolder), (waited) => {
           if (Either.isLeft(waited) || waited.right._tag === "TimedOut") {
             return resolveAndWrite(cacheable, query, key, policy, generation)
           }
-          if (waited.right._tag === "Acquired") return resolveHolding
+          if (waited.right._tag === "Acquired") {
+            return resolveHolding
+          }
           return Effect.succeed({ value: waited.right.value, outcome: "coalesced" as const })
         })
       })
@@ -253,8 +273,12 @@ export const make = (
           Effect.suspend(() => {
             // The last caller to leave takes the resolve down with it; anyone still waiting keeps it going, and
             // a background refresh runs to its end whoever waits.
-            if (flight.waiters > 0 || flight.background || flight.fiber === undefined) return Effect.void
-            if (flights.get(flightKey) === flight) flights.delete(flightKey)
+            if (flight.waiters > 0 || flight.background || flight.fiber === undefined) {
+              return Effect.void
+            }
+            if (flights.get(flightKey) === flight) {
+              flights.delete(flightKey)
+            }
             return Fiber.interruptFork(flight.fiber)
           })
         )
@@ -277,7 +301,9 @@ export const make = (
         if (existing !== undefined) {
           // Counted in the same step as the lookup: a yield between joining and being counted would let the last
           // other waiter, interrupted meanwhile, take the resolve down and leave this caller waiting forever.
-          if (!background) existing.waiters++
+          if (!background) {
+            existing.waiters++
+          }
           return Effect.succeed({ flight: existing, leader: false })
         }
         const flight: Flight = {
@@ -289,7 +315,9 @@ export const make = (
         flights.set(flightKey, flight)
         const run = resolve.pipe(
           Effect.exit,
-          Effect.flatMap((exit) => Deferred.done(flight.deferred, exit as Exit.Exit<Result<unknown>, unknown>)),
+          Effect.flatMap((exit) =>
+            Deferred.done(flight.deferred, exit as Exit.Exit<Result<unknown>, unknown>)
+          ),
           Effect.ensuring(Effect.sync(() => {
             if (flights.get(flightKey) === flight) flights.delete(flightKey)
           })),
@@ -435,7 +463,9 @@ export const make = (
       const byIdentity = byFields === null && typeof query === "object" && query !== null
       if (byFields !== null) {
         const known = byFields.get(query, namespace)
-        if (known !== undefined) return Either.right(known)
+        if (known !== undefined) {
+          return Either.right(known)
+        }
       } else if (byIdentity) {
         const memo = keysOfQueries.get(query)
         if (memo !== undefined && memo.cacheable === cacheable && memo.key.namespace.namespace === namespace) {
@@ -444,8 +474,11 @@ export const make = (
       }
       const key = CacheKey.unsafeMake(keysOf(namespace), cacheable, query)
       if (Either.isRight(key)) {
-        if (byFields !== null) byFields.set(query, key.right)
-        else if (byIdentity) keysOfQueries.set(query, { cacheable, key: key.right })
+        if (byFields !== null) {
+          byFields.set(query, key.right)
+        } else if (byIdentity) {
+          keysOfQueries.set(query, { cacheable, key: key.right })
+        }
       }
       return key
     }
@@ -460,12 +493,18 @@ export const make = (
       query: Q,
       namespace: string
     ): Result<A> | undefined => {
-      if (CachePolicy.resolvedSync(Cacheable.policyFor(cacheable, query)) === undefined) return undefined
+      if (CachePolicy.resolvedSync(Cacheable.policyFor(cacheable, query)) === undefined) {
+        return undefined
+      }
       const key = keyOf(cacheable, query, namespace)
-      if (Either.isLeft(key)) return undefined
+      if (Either.isLeft(key)) {
+        return undefined
+      }
       const now = Context.get(fiber.getFiberRef(DefaultServices.currentServices), Clock.Clock).unsafeCurrentTimeMillis()
       const { entry } = store.lookupNow!(key.right, now)
-      if (entry === undefined || entry.remainingMs <= entry.graceMs) return undefined
+      if (entry === undefined || entry.remainingMs <= entry.graceMs) {
+        return undefined
+      }
       const decoded = decodeStored(cacheable.response, key.right, entry.payload)
       return Either.isRight(decoded) ? { value: decoded.right, outcome: "hit" } : undefined
     }
@@ -478,12 +517,16 @@ export const make = (
     ): Effect.Effect<Result<A>, E | CacheError, R> =>
       withPolicy(Cacheable.policyFor(cacheable, query), (policy) => {
         const key = keyOf(cacheable, query, namespace)
-        if (Either.isLeft(key)) return Effect.fail(key.left)
+        if (Either.isLeft(key)) {
+          return Effect.fail(key.left)
+        }
         return Effect.matchEffect(
           store.lookup(key.right, { token: nextToken(), ttlMs: policy.ttlMs + policy.graceMs }, policy.graceMs > 0),
           {
-            onFailure: (error) => bypass(cacheable, query, error, parent),
-            onSuccess: (lookup) => afterLookup(cacheable, query, key.right, policy, lookup, parent)
+            onFailure: (error) =>
+              bypass(cacheable, query, error, parent),
+            onSuccess: (lookup) =>
+              afterLookup(cacheable, query, key.right, policy, lookup, parent)
           }
         )
       })
@@ -613,4 +656,3 @@ export const make = (
       inFlight
     }
   })
-

@@ -93,12 +93,18 @@ export const startRedisServer = async (
   const port = options.port ?? (await freePort())
   const dir = mkdtempSync(join(tmpdir(), "rc-redis-"))
   const child = spawn(binary, [
-    "--port", String(port),
-    "--bind", "127.0.0.1",
-    "--save", "",
-    "--appendonly", "no",
-    "--dir", dir,
-    "--protected-mode", "yes",
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+    "--dir",
+    dir,
+    "--protected-mode",
+    "yes",
     ...(options.args ?? [])
   ], { stdio: ["ignore", "ignore", "inherit"] })
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))

@@ -4,7 +4,6 @@
  */
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
-import { LedgerSnapshot } from "./LedgerSnapshot.js"
 import { Entry, LedgerDate, NewEntry, TenantId } from "./Domain/Entry.js"
 import {
   CacheUnavailable,
@@ -15,6 +14,7 @@ import {
   UnsupportedMediaType
 } from "./Domain/Errors.js"
 import { Health, Unhealthy } from "./Domain/Health.js"
+import { LedgerSnapshot } from "./LedgerSnapshot.js"
 
 /** Reading a tenant's snapshot, and purging its cached ones. */
 export class SnapshotsApi extends HttpApiGroup.make("snapshots")

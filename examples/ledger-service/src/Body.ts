@@ -8,8 +8,7 @@ import { NodeHttpServerRequest } from "@effect/platform-node"
 import { Effect } from "effect"
 import { MalformedBody, PayloadTooLarge, UnsupportedMediaType } from "./Domain/Errors.js"
 
-const tooLarge = (limit: number) =>
-  new PayloadTooLarge({ message: `the body is larger than ${limit} bytes`, limit })
+const tooLarge = (limit: number) => new PayloadTooLarge({ message: `the body is larger than ${limit} bytes`, limit })
 
 /** The raw bytes, at most `limit`; past it the rest is read and dropped, so the answer still reaches the client. */
 const readBytes = (request: HttpServerRequest.HttpServerRequest, limit: number) =>

@@ -12,8 +12,8 @@ import {
   HttpServerError,
   HttpServerResponse
 } from "@effect/platform"
-import { Cause, Effect, Layer, Option, ParseResult, Schema } from "effect"
 import { Cacheable, CachePolicy, ResponseCache } from "@ledgerlink/response-cache"
+import { Cause, Effect, Layer, Option, ParseResult, Schema } from "effect"
 import { Api } from "./Api.js"
 import { CacheBackend } from "./Backends.js"
 import { readJson } from "./Body.js"

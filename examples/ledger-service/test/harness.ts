@@ -4,8 +4,8 @@
  */
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { BigDecimal, Context, Deferred, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
 import { ResponseCache } from "@ledgerlink/response-cache"
+import { BigDecimal, Context, Deferred, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
 import { CacheBackend } from "../src/Backends.js"
 import { LedgerUnavailable } from "../src/Domain/Errors.js"
 import { LedgerRepo } from "../src/LedgerRepo.js"

@@ -6,8 +6,8 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, inject, it, layer } from "@effect/vitest"
-import { Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { ResponseCache } from "@ledgerlink/response-cache"
+import { Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { LedgerRepo } from "../src/LedgerRepo.js"
 import * as PostgresLedger from "../src/LedgerRepo/Postgres.js"
 import { demoTenants, entriesPerTenant } from "../src/LedgerRepo/Seed.js"
@@ -64,9 +64,7 @@ describe.skipIf(Exit.isFailure(reachable))("PostgreSQL ledger", () => {
           const again = yield* Effect.scoped(
             Effect.flatMap(Layer.build(PostgresLedger.layer({ url, schema })), (context) =>
               LedgerRepo.pipe(
-                Effect.flatMap((repo) =>
-                  repo.aggregate({ tenantId: demoTenants.globex, asOf: "2099-12-31" as never })
-                ),
+                Effect.flatMap((repo) => repo.aggregate({ tenantId: demoTenants.globex, asOf: "2099-12-31" as never })),
                 Effect.provide(context)
               ))
           )
