@@ -34,7 +34,16 @@ const clientOptions = (commandTimeoutMs: number): RedisOptions => ({
 
 const isCluster = (client: IORedis | Cluster): client is Cluster => client instanceof Cluster
 
-const make = (connect: () => IORedis | Cluster) =>
+/** Waits until the client is ready, or not at all: the layer must build while Redis is down. */
+const whenReady = (client: IORedis | Cluster, timeoutMs: number) =>
+  Effect.callback<void>((resume) => {
+    if (client.status === "ready") return resume(Effect.void)
+    const onReady = () => resume(Effect.void)
+    client.once("ready", onReady)
+    return Effect.sync(() => client.off("ready", onReady))
+  }).pipe(Effect.timeoutOption(timeoutMs), Effect.asVoid)
+
+const make = (connect: () => IORedis | Cluster, commandTimeoutMs: number) =>
   Effect.gen(function*() {
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => {
@@ -50,6 +59,8 @@ const make = (connect: () => IORedis | Cluster) =>
           Effect.ensuring(Effect.sync(() => client.disconnect()))
         )
     )
+    // Commands fail at once until the first connection is up: give it up to one command timeout.
+    yield* whenReady(client, commandTimeoutMs)
     const call = <A>(command: string, args: ReadonlyArray<string>): Promise<A> =>
       client.call(command, ...args) as Promise<A>
 
@@ -131,12 +142,17 @@ const commandTimeoutMs = (input: Duration.Input | undefined) =>
 export const layer = (options: Options = {}): Layer.Layer<Redis.Redis> =>
   Layer.effect(
     Redis.Redis,
-    make(() =>
-      new IORedis(reveal(options.url ?? "redis://127.0.0.1:6379"), {
-        ...options.redis,
-        ...clientOptions(commandTimeoutMs(options.commandTimeout))
-      })
-    )
+    Effect.suspend(() => {
+      const commandTimeout = commandTimeoutMs(options.commandTimeout)
+      return make(
+        () =>
+          new IORedis(reveal(options.url ?? "redis://127.0.0.1:6379"), {
+            ...options.redis,
+            ...clientOptions(commandTimeout)
+          }),
+        commandTimeout
+      )
+    })
   )
 
 /**
@@ -164,9 +180,10 @@ export interface ClusterLayerOptions {
 export const layerCluster = (options: ClusterLayerOptions): Layer.Layer<Redis.Redis> =>
   Layer.effect(
     Redis.Redis,
-    make(() => {
+    Effect.suspend(() => {
       const commandTimeout = commandTimeoutMs(options.commandTimeout)
-      return new Cluster(options.nodes.map(reveal), {
+      return make(() =>
+        new Cluster(options.nodes.map(reveal), {
         ...options.cluster,
         enableOfflineQueue: false,
         enableAutoPipelining: true,
@@ -178,6 +195,6 @@ export const layerCluster = (options: ClusterLayerOptions): Layer.Layer<Redis.Re
         slotsRefreshTimeout: commandTimeout,
         clusterRetryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000),
         redisOptions: { ...options.redis, ...clientOptions(commandTimeout) }
-      })
+      }), commandTimeout)
     })
   )
