@@ -112,7 +112,7 @@ const recordsSpans = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boolean =>
  * refreshes, run in it, so they outlive the caller that started them and stop when the layer does.
  */
 export const make = (
-  store: CacheStore,
+  store: CacheStore.Service,
   options: { readonly prefix: string; readonly strict: boolean }
 ): Effect.Effect<ResponseCache.ResponseCache.Service, never, Scope.Scope> =>
   Effect.map(Effect.scope, (scope) => {
