@@ -146,10 +146,11 @@ export const layer = (options: Options = {}): Layer.Layer<Redis.Redis> =>
       const commandTimeout = commandTimeoutMs(options.commandTimeout)
       return make(
         () =>
-          new IORedis(reveal(options.url ?? "redis://127.0.0.1:6379"), {
-            ...options.redis,
-            ...clientOptions(commandTimeout)
-          }),
+          // Cast: ioredis 6's options are not written for `exactOptionalPropertyTypes`.
+          new IORedis(
+            reveal(options.url ?? "redis://127.0.0.1:6379"),
+            { ...options.redis, ...clientOptions(commandTimeout) } as never
+          ),
         commandTimeout
       )
     })
@@ -194,7 +195,7 @@ export const layerCluster = (options: ClusterLayerOptions): Layer.Layer<Redis.Re
         slotsRefreshInterval: 1000,
         slotsRefreshTimeout: commandTimeout,
         clusterRetryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000),
-        redisOptions: { ...options.redis, ...clientOptions(commandTimeout) }
+        redisOptions: { ...options.redis, ...clientOptions(commandTimeout) } as never
       }), commandTimeout)
     })
   )
