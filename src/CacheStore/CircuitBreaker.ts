@@ -90,7 +90,7 @@ export const make = (store: CacheStore.Service, options: Options): CacheStore.Se
     lookup: (key, create, withGrace) => guard("lookup", store.lookup(key, create, withGrace)),
     write: (key, write) => guard("write", store.write(key, write)),
     remove: (key) => guard("unlink", store.remove(key)),
-    renewGeneration: (namespace, token) => guard("renew generation", store.renewGeneration(namespace, token)),
+    dropGeneration: (namespace) => guard("invalidateNamespace", store.dropGeneration(namespace)),
     sweep: (namespace) =>
       Stream.unwrap(Effect.flatMap(Clock.currentTimeMillis, (now) =>
         openUntil > now ? open("scan") : Effect.succeed(store.sweep(namespace)))),

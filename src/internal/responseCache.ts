@@ -576,7 +576,7 @@ export const make = (
       )
 
     const invalidateNamespace = (namespace: string) =>
-      Effect.suspend(() => store.renewGeneration(keysOf(namespace), nextToken())).pipe(
+      Effect.suspend(() => store.dropGeneration(keysOf(namespace))).pipe(
         Effect.withSpan("ResponseCache.invalidateNamespace", {
           attributes: { "cache.namespace": namespace },
           captureStackTrace: false

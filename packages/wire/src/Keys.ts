@@ -1,7 +1,11 @@
 /**
  * Key derivation. Every key the cache writes lives under `<prefix>:{ns:<namespace>}:…`:
  *
- * - `…:g`            the namespace's generation (a token replaced by every invalidation);
+ * - `…:g`            the namespace's generation: a unique token, created by the first lookup or write that finds
+ *                    none. An invalidation DELetes it (one O(1) command, which Redis accepts even when it is full
+ *                    under `noeviction`, where a SET is refused), so no stored entry is current any more; the next
+ *                    lookup creates a new token. Processes that still replace it with `SET … XX KEEPTTL` interoperate:
+ *                    either way no entry of the old token is current again;
  * - `…:w`            the last generation any entry was written under (so a sweep knows when none is current);
  * - `…:e:<digest>`   an entry, where `<digest>` is the 64-hex BLAKE3 of the cacheable's name and the canonical
  *                    JSON of the query's encoded form;

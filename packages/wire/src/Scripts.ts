@@ -56,9 +56,9 @@ return 1
 /**
  * KEYS: generation, written. ARGV: SCAN cursor, MATCH pattern, COUNT. One SCAN page of a namespace's entries,
  * taken and swept inside Redis, so no key name travels to the client. It UNLINKs the entries the current generation
- * does not count. While no entry has been written under the current generation (`written` holds another, or
- * nothing) — a purge right after its invalidation, typically — that is every entry of the page, with no entry
- * read; else each entry's head is checked (GETRANGE of the generation's length) first. Returns {next cursor, how
+ * does not count. While there is no generation (an invalidation deleted it) or no entry has been written under the
+ * current one (`written` holds another, or nothing) — a purge right after its invalidation, typically — that is
+ * every entry of the page, with no entry read; else each entry's head is checked (GETRANGE of the generation's length) first. Returns {next cursor, how
  * many it removed}. SCAN names no key and returns only keys local to the node it runs on, so on a cluster the
  * script runs on the owner of the namespace's slot and touches only keys of that slot.
  *
