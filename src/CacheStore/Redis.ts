@@ -18,7 +18,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
 import calculateSlot from "cluster-key-slot"
-import { Cluster, Redis } from "ioredis"
+import { Cluster, Redis, type RedisOptions } from "ioredis"
 import { RedisError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import { CacheStore, type Lookup } from "../CacheStore.js"
@@ -444,6 +444,11 @@ export const make = (
 export interface Options {
   /** Default `redis://127.0.0.1:6379`. */
   readonly url?: string | Redacted.Redacted | undefined
+  /**
+   * ioredis options, merged over what `url` says: `sentinels` + `name`, `tls`, `username`, `password`, `db`, ….
+   * The settings the cache's guarantees rest on (offline queue, command timeout, retries) stay the cache's.
+   */
+  readonly redis?: RedisOptions | undefined
   /** Default `"rc"`; letters, digits and `._:-` only. Must be the `ResponseCache` layer's prefix. */
   readonly prefix?: string | undefined
   /** Bound on every Redis command; default 500 ms. */
@@ -481,7 +486,7 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export interface ClusterOptions extends Omit<Options, "url"> {
+export interface ClusterOptions extends Omit<Options, "url" | "redis"> {
   /** Some of the cluster's nodes, e.g. `["redis://10.0.0.1:7000"]`; the rest are discovered. */
   readonly nodes: ReadonlyArray<string | Redacted.Redacted>
 }
@@ -545,7 +550,11 @@ export const layer = (options: Options = {}): Layer.Layer<CacheStore> =>
     makeOver(
       (commandTimeout) =>
         // No auto-pipelining: the store batches the commands of one tick into one write itself, more cheaply.
-        new Redis(RedisClient.reveal(options.url ?? "redis://127.0.0.1:6379"), RedisClient.clientOptions(commandTimeout)),
+        new Redis(RedisClient.reveal(options.url ?? "redis://127.0.0.1:6379"), {
+          // (Spread as a plain object: ioredis 6's overloads do not take its own options type back, `replyMapping`.)
+          ...(options.redis as object | undefined),
+          ...RedisClient.clientOptions(commandTimeout)
+        }),
       options
     )
   )

@@ -87,12 +87,19 @@ rm -rf "$3"
  * the process whose exit stops the server even when `stop` is never called.
  */
 export const startRedisServer = async (
-  options: { readonly port?: number; readonly args?: ReadonlyArray<string>; readonly ownerPid?: number } = {}
+  options: {
+    readonly port?: number
+    readonly args?: ReadonlyArray<string>
+    readonly ownerPid?: number
+    /** A configuration file, given before every other option (a sentinel needs one it can rewrite). */
+    readonly config?: string
+  } = {}
 ): Promise<RedisServer> => {
   const binary = redisServerBinary()
   const port = options.port ?? (await freePort())
   const dir = mkdtempSync(join(tmpdir(), "rc-redis-"))
   const child = spawn(binary, [
+    ...(options.config === undefined ? [] : [options.config]),
     "--port", String(port),
     "--bind", "127.0.0.1",
     "--save", "",
