@@ -198,21 +198,27 @@ export const startClusterTopology = async (): Promise<Topology> => {
           ...(confirm ? { confirmInvalidation: { replicas: 1, timeout: "200 millis" } } : {})
         }),
       fault: async (how) => {
-        const pid = cluster.pid(victimPort)
-        const others = cluster.ports.filter((port) => port !== victimPort)
-        const ownerOfFirst = async () => {
-          const [, , [, port]] = (await withClient(others[0]!, (client) => client.call("CLUSTER", "SLOTS")) as Array<
-            [number, number, [string, number]]
-          >).find(([from, to]) => from <= slots[0]![0] && slots[0]![0] <= to)!
-          return port
+        // The namespaces' slot owner now (an earlier fault may have moved it), asked of any other live node.
+        const slot = slots[0]![0]
+        const ownerSeenFrom = async (ports: ReadonlyArray<number>) => {
+          for (const port of ports) {
+            const owner = await withClient(port, async (client) => {
+              const ranges = await client.call("CLUSTER", "SLOTS") as Array<[number, number, [string, number]]>
+              return ranges.find(([from, to]) => from <= slot && slot <= to)![2][1]
+            }).catch(() => undefined)
+            if (owner !== undefined) return owner
+          }
+          throw new Error("no live cluster node answered")
         }
-        if (how === "kill") await cluster.kill(victimPort)
-        else process.kill(pid, "SIGSTOP")
-        await until("a cluster failover", async () => (await ownerOfFirst()) !== victimPort)
+        const victim = await ownerSeenFrom(cluster.ports)
+        const others = cluster.ports.filter((port) => port !== victim)
+        if (how === "kill") await cluster.kill(victim)
+        else process.kill(cluster.pid(victim), "SIGSTOP")
+        await until("a cluster failover", async () => (await ownerSeenFrom(others)) !== victim)
         if (how === "stop") {
           await sleep(300)
-          process.kill(pid, "SIGCONT")
-          const newOwner = await ownerOfFirst()
+          process.kill(cluster.pid(victim), "SIGCONT")
+          const newOwner = await ownerSeenFrom(others)
           await until("the old primary to replicate the new one", async () => (await onlineReplicas(newOwner)) === 1)
         }
         // A killed node stays down: its shard's confirmed invalidations fail from then on (no replica to WAIT for).
