@@ -79,9 +79,11 @@ export const startSentinelTopology = async (): Promise<Topology> => {
   const servers: Array<RedisServer> = []
   const dataPorts: Array<number> = []
   try {
-    const primary = await startRedisServer()
+    // No delay before a full sync (diskless sync waits 5 s by default for more replicas to join).
+    const noDelay = ["--repl-diskless-sync-delay", "0"]
+    const primary = await startRedisServer({ args: noDelay })
     servers.push(primary)
-    const replica = await startRedisServer({ args: ["--replicaof", "127.0.0.1", String(primary.port)] })
+    const replica = await startRedisServer({ args: [...noDelay, "--replicaof", "127.0.0.1", String(primary.port)] })
     servers.push(replica)
     dataPorts.push(primary.port, replica.port)
     await until("the replica to sync", async () => (await onlineReplicas(primary.port)) === 1)
@@ -141,7 +143,9 @@ export const startSentinelTopology = async (): Promise<Topology> => {
         if (how === "kill") {
           await old.stop()
           servers.splice(servers.indexOf(old), 1)
-          servers.push(await startRedisServer({ port: oldPort, args: ["--replicaof", "127.0.0.1", String(newPort)] }))
+          servers.push(
+            await startRedisServer({ port: oldPort, args: [...noDelay, "--replicaof", "127.0.0.1", String(newPort)] })
+          )
         } else {
           // Frozen a little past the failover, as a stalled VM would be; then it wakes believing it is the primary.
           await sleep(300)
