@@ -8,9 +8,6 @@
  * Topologies: Sentinel (a primary, a replica, three sentinels) and a Redis Cluster (scripts/redis-cluster.sh).
  * Used by test/failover.test.ts (one run each) and `npm run chaos:failover` (many).
  */
-import { mkdtempSync, writeFileSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -21,7 +18,8 @@ import calculateSlot from "cluster-key-slot"
 import { Redis } from "ioredis"
 import { Cacheable, CacheKey, CachePolicy, ResponseCache } from "../../src/index.js"
 import { type RedisCluster, startRedisCluster } from "./redisCluster.js"
-import { type RedisServer, startRedisServer } from "./redisServer.js"
+import { startRedisServer } from "./redisServer.js"
+import { startRedisSentinel } from "./redisSentinel.js"
 import { Ledger } from "./staleness.js"
 
 export type Fault = "kill" | "stop"
@@ -70,96 +68,56 @@ const onlineReplicas = (port: number) =>
     return /role:master/.test(info) ? (info.match(/^slave\d+:.*state=online/gm) ?? []).length : 0
   })
 
-const MASTER = "rc"
-
 /**
- * A primary, one replica and three sentinels (quorum 2, `down-after-milliseconds` 400), on free loopback ports.
+ * A primary, one replica and three sentinels (test/support/redisSentinel.ts: quorum 2, `down-after-milliseconds`
+ * 500), on free loopback ports.
  */
 export const startSentinelTopology = async (): Promise<Topology> => {
-  const servers: Array<RedisServer> = []
-  const dataPorts: Array<number> = []
-  try {
-    // No delay before a full sync (diskless sync waits 5 s by default for more replicas to join).
-    const noDelay = ["--repl-diskless-sync-delay", "0"]
-    const primary = await startRedisServer({ args: noDelay })
-    servers.push(primary)
-    const replica = await startRedisServer({ args: [...noDelay, "--replicaof", "127.0.0.1", String(primary.port)] })
-    servers.push(replica)
-    dataPorts.push(primary.port, replica.port)
-    await until("the replica to sync", async () => (await onlineReplicas(primary.port)) === 1)
-    const sentinelPorts: Array<number> = []
-    for (let i = 0; i < 3; i++) {
-      const dir = mkdtempSync(join(tmpdir(), "rc-sentinel-"))
-      const config = join(dir, "sentinel.conf")
-      writeFileSync(
-        config,
-        [
-          `sentinel monitor ${MASTER} 127.0.0.1 ${primary.port} 2`,
-          `sentinel down-after-milliseconds ${MASTER} 400`,
-          `sentinel failover-timeout ${MASTER} 2000`,
-          ""
-        ].join("\n")
-      )
-      const sentinel = await startRedisServer({ config, args: ["--sentinel"] })
-      servers.push(sentinel)
-      sentinelPorts.push(sentinel.port)
-    }
-    // Each sentinel must know the replica and the two other sentinels before it can fail over.
-    for (const port of sentinelPorts) {
-      await until("the sentinels to know each other and the replica", () =>
-        withClient(port, async (client) => {
-          const replicas = await client.call("SENTINEL", "REPLICAS", MASTER) as Array<unknown>
-          const others = await client.call("SENTINEL", "SENTINELS", MASTER) as Array<unknown>
-          return replicas.length === 1 && others.length === 2
-        }))
-    }
-    const masterPort = () =>
-      withClient(sentinelPorts[0]!, async (client) =>
-        Number((await client.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", MASTER) as [string, string])[1]))
-    const serverOn = (port: number) => servers.find((server) => server.port === port)!
-    return {
-      name: "sentinel",
-      namespaces: ["chaos:a", "chaos:b", "chaos:c", "chaos:d"],
-      layer: (prefix, confirm) =>
-        ResponseCache.layerRedis({
-          redis: {
-            sentinels: sentinelPorts.map((port) => ({ host: "127.0.0.1", port })),
-            name: MASTER,
-            // Follow +switch-master at once, also when the old primary hangs rather than dies.
-            failoverDetector: true
-          },
-          prefix,
-          commandTimeout: 250,
-          circuitBreaker: { failures: 3, cooldown: "250 millis" },
-          ...(confirm ? { confirmInvalidation: { replicas: 1, timeout: "200 millis" } } : {})
-        }),
-      fault: async (how) => {
-        const oldPort = await masterPort()
-        const old = serverOn(oldPort)
-        if (how === "kill") old.process.kill("SIGKILL")
-        else old.process.kill("SIGSTOP")
-        await until("a sentinel failover", async () => (await masterPort()) !== oldPort)
-        const newPort = await masterPort()
-        if (how === "kill") {
-          await old.stop()
-          servers.splice(servers.indexOf(old), 1)
-          servers.push(
-            await startRedisServer({ port: oldPort, args: [...noDelay, "--replicaof", "127.0.0.1", String(newPort)] })
-          )
-        } else {
-          // Frozen a little past the failover, as a stalled VM would be; then it wakes believing it is the primary.
-          await sleep(300)
-          old.process.kill("SIGCONT")
-        }
-        await until("the old primary to replicate the new one", async () => (await onlineReplicas(newPort)) === 1)
-      },
-      stop: async () => {
-        await Promise.allSettled(servers.map((server) => server.stop()))
+  const setup = await startRedisSentinel()
+  // The data servers by port; a killed primary is restarted on its port, as a replica.
+  const servers = new Map(setup.servers.map((server) => [server.port, server]))
+  return {
+    name: "sentinel",
+    namespaces: ["chaos:a", "chaos:b", "chaos:c", "chaos:d"],
+    layer: (prefix, confirm) =>
+      ResponseCache.layerRedis({
+        redis: {
+          sentinels: [...setup.sentinels],
+          name: setup.name,
+          // Follow +switch-master at once, also when the old primary hangs rather than dies.
+          failoverDetector: true
+        },
+        prefix,
+        commandTimeout: 250,
+        circuitBreaker: { failures: 3, cooldown: "250 millis" },
+        ...(confirm ? { confirmInvalidation: { replicas: 1, timeout: "200 millis" } } : {})
+      }),
+    fault: async (how) => {
+      const old = servers.get((await setup.primary()).port)!
+      if (how === "kill") old.process.kill("SIGKILL")
+      else old.process.kill("SIGSTOP")
+      // By port: a restarted primary is another process on the same port.
+      await until("a sentinel failover", async () => (await setup.primary()).port !== old.port)
+      const promoted = await setup.primary()
+      if (how === "kill") {
+        await old.stop()
+        servers.set(
+          old.port,
+          await startRedisServer({
+            port: old.port,
+            args: ["--repl-diskless-sync-delay", "0", "--replicaof", "127.0.0.1", String(promoted.port)]
+          })
+        )
+      } else {
+        // Frozen a little past the failover, as a stalled VM would be; then it wakes believing it is the primary.
+        await sleep(300)
+        old.process.kill("SIGCONT")
       }
+      await until("the old primary to replicate the new one", async () => (await onlineReplicas(promoted.port)) === 1)
+    },
+    stop: async () => {
+      await Promise.allSettled([setup.stop(), ...[...servers.values()].map((server) => server.stop())])
     }
-  } catch (error) {
-    await Promise.allSettled(servers.map((server) => server.stop()))
-    throw error
   }
 }
 

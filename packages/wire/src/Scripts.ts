@@ -8,7 +8,8 @@
 
 /**
  * KEYS: generation, entry. ARGV: token to create a missing generation with ("" = do not), its ttl in ms.
- * Returns {} (no generation), {generation} (no entry of it) or {generation, "<graceMs>|<json>", pttl}.
+ * Returns {} (no generation), {generation} (no entry of it), {generation, 0} (the entry key holds something that
+ * has no entry envelope `<token>|<graceMs>|` at all: corrupt) or {generation, "<graceMs>|<json>", pttl}.
  *
  * @since 0.1.0
  * @category scripts
@@ -22,8 +23,10 @@ if not generation then
 end
 local value = redis.call('GET', KEYS[2])
 local n = #generation
-if not value or string.byte(value, n + 1) ~= 124 or string.sub(value, 1, n) ~= generation then
-  return {generation}
+if not value then return {generation} end
+if string.byte(value, n + 1) ~= 124 or string.sub(value, 1, n) ~= generation then
+  if string.find(value, '^[%w_%-]+|%d+|') then return {generation} end
+  return {generation, 0}
 end
 return {generation, string.sub(value, n + 2), redis.call('PTTL', KEYS[2])}
 `
