@@ -40,7 +40,19 @@ const startMain = (env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.gen(function*() {
       const clean = { ...process.env }
-      for (const name of ["REDIS_URL", "DATABASE_URL", "DATABASE_SCHEMA", "CACHE_PREFIX", "SNAPSHOT_TTL", "HOST"]) {
+      for (
+        const name of [
+          "REDIS_URL",
+          "DATABASE_URL",
+          "DATABASE_SCHEMA",
+          "CACHE_PREFIX",
+          "SNAPSHOT_TTL",
+          "HOST",
+          "API_TOKENS",
+          "RATE_LIMIT_PER_SECOND",
+          "LOG_LEVEL"
+        ]
+      ) {
         delete clean[name]
       }
       const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
@@ -74,27 +86,30 @@ const startMain = (env: Record<string, string>) =>
     ({ child }) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
   ).pipe(Effect.map(({ running }) => running))
 
-const fetchJson = (url: string, init?: RequestInit) =>
+const fetchJson = (url: string, init: RequestInit & { readonly token?: string } = {}) =>
   Effect.promise(async () => {
-    const response = await fetch(url, init)
+    const { token, ...rest } = init
+    const headers = { ...rest.headers as Record<string, string>, ...(token ? { authorization: `Bearer ${token}` } : {}) }
+    const response = await fetch(url, { ...rest, headers })
     return { status: response.status, cache: response.headers.get("x-cache"), body: await response.json() as any }
   })
 
 /** Reads the demo tenant twice, posts, reads again: miss, hit, 201, miss with the new balance. */
-const session = (url: string) =>
+const session = (url: string, token = "demo-acme-writer") =>
   Effect.gen(function*() {
-    const snapshotUrl = `${url}/tenants/${demoTenants.initech}/snapshots/2025-06-30`
-    const first = yield* fetchJson(snapshotUrl)
+    const snapshotUrl = `${url}/tenants/${demoTenants.acme}/snapshots/2025-06-30`
+    const first = yield* fetchJson(snapshotUrl, { token })
     assert.strictEqual(first.status, 200)
-    const second = yield* fetchJson(snapshotUrl)
+    const second = yield* fetchJson(snapshotUrl, { token })
     assert.deepStrictEqual([first.cache, second.cache], ["miss", "hit"])
-    const posted = yield* fetchJson(`${url}/tenants/${demoTenants.initech}/entries`, {
+    const posted = yield* fetchJson(`${url}/tenants/${demoTenants.acme}/entries`, {
       method: "POST",
+      token,
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ account: "cash", amount: "1000.01", postedOn: "2025-06-30" })
     })
     assert.strictEqual(posted.status, 201)
-    const third = yield* fetchJson(snapshotUrl)
+    const third = yield* fetchJson(snapshotUrl, { token })
     assert.strictEqual(third.cache, "miss")
     assert.strictEqual(third.body.entries, first.body.entries + 1)
     return { first, third }
@@ -104,6 +119,8 @@ const pgUrl = Redacted.make(process.env.DATABASE_URL || "postgres://postgres@127
 const pgAnswers = Effect.runPromiseExit(
   Layer.build(PgClient.layer({ url: pgUrl, connectTimeout: "2 seconds" })).pipe(Effect.scoped)
 ).then(Exit.isSuccess)
+
+const pgTokens = "lifecycle-admin-token=admin"
 
 describe.concurrent("npm start (src/main.ts) as a process", () => {
   it.scopedLive("with nothing configured: memory cache, embedded ledger, one startup line, exit 0 on SIGTERM", () =>
@@ -131,7 +148,7 @@ describe.concurrent("npm start (src/main.ts) as a process", () => {
       const main = yield* startMain({
         REDIS_URL: inject("redisUrl"),
         CACHE_PREFIX: uniquePrefix("main"),
-        ...(pg ? { DATABASE_URL: Redacted.value(pgUrl), DATABASE_SCHEMA: schema } : {})
+        ...(pg ? { DATABASE_URL: Redacted.value(pgUrl), DATABASE_SCHEMA: schema, API_TOKENS: pgTokens } : {})
       })
       assert.match(main.line, /cache redis \(127\.0\.0\.1:\d+\)/)
       assert.match(main.line, pg ? /ledger postgres \(127\.0\.0\.1:5432\/test schema svc_main_/ : /ledger embedded/)
@@ -142,7 +159,7 @@ describe.concurrent("npm start (src/main.ts) as a process", () => {
         cache: { backend: "redis", reachable: true },
         ledger: { backend: pg ? "postgres" : "embedded", reachable: true }
       })
-      yield* session(main.url)
+      yield* session(main.url, pg ? "lifecycle-admin-token" : "demo-acme-writer")
       assert.strictEqual(yield* main.stop("SIGINT"), 0)
     }), 30_000)
 })
@@ -169,7 +186,7 @@ describe("graceful stop", () => {
         const base = yield* Effect.provide(baseUrl, context)
         const gate = yield* Deferred.make<void>()
         control.gate = gate
-        const tenant = freshTenant()
+        const tenant = yield* Effect.provide(freshTenant(), context)
         const inFlight = yield* Effect.fork(Effect.provide(snapshot(tenant, "2025-12-31"), context))
         yield* Effect.provide(callersInFlight(1), context)
         assert.isAbove(yield* clients, 0)

@@ -102,7 +102,7 @@ describe.skipIf(Exit.isFailure(reachable))("PostgreSQL ledger", () => {
       it.effect("an entry is a row; a query that fails is a 503 LedgerUnavailable, and the service goes on", () =>
         Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
-          const tenant = freshTenant()
+          const tenant = yield* freshTenant()
           const stored = yield* post(tenant, { account: "cash", amount: "-42.1234", postedOn: "2025-04-01" })
           assert.strictEqual(stored.status, 201)
           const rows = yield* sql<{ readonly amount: string }>`
