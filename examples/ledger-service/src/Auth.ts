@@ -153,40 +153,98 @@ export const rateLimitPerSecond = Config.integer("RATE_LIMIT_PER_SECOND").pipe(
 /** How long a Redis rate-limit check may take before the request goes on without it. */
 const storeTimeout = Duration.millis(250)
 
-const make = (limit: number, bounded: boolean) =>
+/** How often, at most, a failing store is logged (it would otherwise be a line per request). */
+const warnEvery = 10_000
+
+/** The 429 for a token over its limit, with `Retry-After` in whole seconds (at least 1). */
+const tooMany = (limit: number, retryAfter: Duration.Duration) => {
+  const seconds = Math.max(1, Math.ceil(Duration.toMillis(retryAfter) / 1000))
+  return Effect.zipRight(
+    HttpApp.appendPreResponseHandler((_request, response) =>
+      Effect.succeed(HttpServerResponse.setHeader(response, "retry-after", String(seconds)))
+    ),
+    Effect.fail(
+      new TooManyRequests({
+        message: `rate limit of ${limit} requests a second exceeded: retry in ${seconds} s`,
+        retryAfterSeconds: seconds
+      })
+    )
+  )
+}
+
+/**
+ * How a shared (Redis) store is asked: a process takes up to `leaseSize` tokens at once and spends them locally
+ * for at most `leaseMs`, so most requests make no round trip to Redis. It never lets more through than the store
+ * granted; unspent tokens of an expired lease are simply lost (a token may then see its 429 a little early).
+ */
+const leaseMs = 50
+const leaseSize = (limit: number) => Math.max(1, Math.min(100, Math.floor(limit / 20)))
+
+const make = (limit: number, shared: boolean) =>
   Effect.gen(function*() {
     const limiter = yield* RateLimiter.RateLimiter
-    return RateLimit.of({
-      check: (label) => {
-        const consume = limiter.consume({
-          key: `token:${label}`,
-          limit,
-          window: "1 second",
-          algorithm: "fixed-window",
-          onExceeded: "fail"
-        })
-        return (bounded ? Effect.timeout(consume, storeTimeout) : consume).pipe(
-          Effect.asVoid,
-          Effect.catchAll((error) => {
-            if (error._tag === "RateLimiterError" && error.reason === "Exceeded") {
-              const seconds = Math.max(1, Math.ceil(Duration.toMillis(error.retryAfter) / 1000))
-              return Effect.zipRight(
-                HttpApp.appendPreResponseHandler((_request, response) =>
-                  Effect.succeed(HttpServerResponse.setHeader(response, "retry-after", String(seconds)))
-                ),
-                Effect.fail(
-                  new TooManyRequests({
-                    message: `rate limit of ${limit} requests a second exceeded: retry in ${seconds} s`,
-                    retryAfterSeconds: seconds
-                  })
-                )
-              )
-            }
-            // A limiter that cannot answer must not take the service down with it: the request goes on.
-            return Effect.logWarning("rate limiter store unavailable; request let through")
-          })
+    let warnedAt = -Infinity
+    const storeFailed = (error: unknown) =>
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        if (now - warnedAt < warnEvery) return Effect.void
+        warnedAt = now
+        return Effect.logWarning("rate limiter store unavailable; requests are let through meanwhile", error)
+      })
+    const consume = (label: string, tokens: number) => {
+      const taken = limiter.consume({
+        key: `token:${label}`,
+        limit,
+        window: "1 second",
+        // A token bucket (burst = the limit, refilled evenly): the store's fixed window needs a whole number of ms
+        // per request, which limits above 1,000 a second, or ones that do not divide 1,000, do not have.
+        algorithm: "token-bucket",
+        onExceeded: "fail",
+        tokens
+      })
+      return shared ? Effect.timeout(taken, storeTimeout) : taken
+    }
+    // A limiter that cannot answer must not take the service down with it: the request goes on.
+    const direct = (label: string) =>
+      consume(label, 1).pipe(
+        Effect.asVoid,
+        Effect.catchAll((error) =>
+          error._tag === "RateLimiterError" && error.reason === "Exceeded"
+            ? tooMany(limit, error.retryAfter)
+            : storeFailed(error)
         )
-      }
+      )
+    if (!shared) return RateLimit.of({ check: direct })
+
+    const size = leaseSize(limit)
+    const leases = new Map<string, { left: number; until: number }>()
+    return RateLimit.of({
+      check: (label) =>
+        Effect.clockWith((clock) => {
+          const now = clock.unsafeCurrentTimeMillis()
+          const lease = leases.get(label)
+          if (lease !== undefined && lease.left > 0 && now < lease.until) {
+            lease.left--
+            return Effect.void
+          }
+          if (size === 1) return direct(label)
+          return consume(label, size).pipe(
+            Effect.flatMap(() =>
+              Effect.sync(() => {
+                const current = leases.get(label)
+                // Concurrent leases add up, so no granted token is dropped while the lease lives.
+                if (current !== undefined && now < current.until) {
+                  current.left += size - 1
+                  current.until = now + leaseMs
+                } else leases.set(label, { left: size - 1, until: now + leaseMs })
+              })
+            ),
+            // Fewer than a lease's worth left: one token, or the 429.
+            Effect.catchAll((error) =>
+              error._tag === "RateLimiterError" && error.reason === "Exceeded" ? direct(label) : storeFailed(error)
+            )
+          )
+        })
     })
   })
 
