@@ -74,7 +74,7 @@ const startMain = (env: Record<string, string>) =>
         Deferred.unsafeDone(started, Exit.fail(new Error(`the service exited (${code}) before starting:\n${output}`)))
         Deferred.unsafeDone(exited, Exit.succeed(code))
       })
-      const { line, url } = yield* Deferred.await(started).pipe(Effect.timeout("20 seconds"))
+      const { line, url } = yield* Deferred.await(started).pipe(Effect.timeout("40 seconds"))
       const running: Running = {
         url,
         line,
@@ -130,8 +130,12 @@ describe.concurrent("npm start (src/main.ts) as a process", () => {
       assert.match(main.url, /^http:\/\/127\.0\.0\.1:\d+$/)
       yield* session(main.url)
       assert.strictEqual(main.output().match(/ledger snapshot service on/g)?.length, 1)
+      // At the default level nothing is logged per request: the demo-mode warning and the startup line, no more.
+      const lines = main.output().trim().split("\n")
+      assert.strictEqual(lines.length, 2, main.output())
+      assert.match(lines[0]!, /WARN.*API_TOKENS is not set: demo mode.*demo-acme-writer/)
       assert.strictEqual(yield* main.stop("SIGTERM"), 0)
-    }), 30_000)
+    }), 45_000)
 
   it.scopedLive("with REDIS_URL and DATABASE_URL: Redis cache, PostgreSQL ledger (when a server answers)", () =>
     Effect.gen(function*() {
@@ -161,7 +165,39 @@ describe.concurrent("npm start (src/main.ts) as a process", () => {
       })
       yield* session(main.url, pg ? "lifecycle-admin-token" : "demo-acme-writer")
       assert.strictEqual(yield* main.stop("SIGINT"), 0)
-    }), 30_000)
+    }), 45_000)
+})
+
+describe("npm start as a process: restarts and refusals", () => {
+  it.scopedLive("restarted on the same Redis, the embedded ledger is a new one: the first read is a miss", () =>
+    Effect.gen(function*() {
+      const env = { REDIS_URL: inject("redisUrl"), CACHE_PREFIX: uniquePrefix("restart") }
+      const before = yield* startMain(env)
+      // miss, hit, POST (2250 entries), miss: the previous process's Redis now holds a 2250-entry snapshot.
+      const { third } = yield* session(before.url)
+      assert.strictEqual(third.body.entries, 2250)
+      const again = yield* fetchJson(`${before.url}/tenants/${demoTenants.acme}/snapshots/2025-06-30`, {
+        token: "demo-acme-reader"
+      })
+      assert.deepStrictEqual([again.cache, again.body.entries], ["hit", 2250])
+      assert.strictEqual(yield* before.stop("SIGTERM"), 0)
+
+      const after = yield* startMain(env)
+      const first = yield* fetchJson(`${after.url}/tenants/${demoTenants.acme}/snapshots/2025-06-30`, {
+        token: "demo-acme-reader"
+      })
+      assert.strictEqual(first.cache, "miss")
+      assert.deepInclude(first.body, { entries: 2249, balance: "2829066.94" })
+      assert.strictEqual(yield* after.stop("SIGTERM"), 0)
+    }), 60_000)
+
+  it.scopedLive("with DATABASE_URL and no API_TOKENS it refuses to start, and says why", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(startMain({ DATABASE_URL: "postgres://postgres@127.0.0.1:1/none" }))
+      assert.match(String(error), /API_TOKENS is not set: with DATABASE_URL the service does not start without tokens/)
+      assert.notInclude(String(error), "ledger snapshot service on")
+    }), 45_000)
+
 })
 
 describe("graceful stop", () => {
