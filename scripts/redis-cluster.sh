@@ -13,14 +13,16 @@
 # REDIS_CLUSTER_WAIT (seconds, default 30) — how long `start` waits for the cluster to be healthy;
 # REDIS_CLUSTER_BIND (default 127.0.0.1) — another address (0.0.0.0 in a container whose ports are published)
 # turns protected mode off, and the nodes still announce 127.0.0.1 (docker-compose.yml, profile `cluster`);
-# REDIS_CLUSTER_OWNER_PID — a process whose exit stops the cluster (the test runner's pid).
+# REDIS_CLUSTER_OWNER_PID — a process whose exit stops the cluster (the test runner's pid);
+# REDIS_CLUSTER_TLS_CERT, REDIS_CLUSTER_TLS_KEY, REDIS_CLUSTER_TLS_CA — PEM files: the nodes then speak TLS only
+# (clients, replication and the cluster bus: tls-cluster yes), and the node URLs printed are rediss://.
 #
 # The processes are tracked by the pid files in DIR, and `stop` / `kill` only signal a pid whose command line is
 # a redis-server on that port: never a server this script did not start.
 set -euo pipefail
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -38,6 +40,22 @@ if [ "$bind" = "127.0.0.1" ]; then
   network=(--bind 127.0.0.1 --protected-mode yes)
 else
   network=(--bind "$bind" --protected-mode no --cluster-announce-ip 127.0.0.1)
+fi
+
+tls_cert=${REDIS_CLUSTER_TLS_CERT:-}
+tls_key=${REDIS_CLUSTER_TLS_KEY:-}
+tls_ca=${REDIS_CLUSTER_TLS_CA:-}
+if [ -n "$tls_cert" ]; then
+  listen() {
+    echo --port 0 --tls-port "$1" --tls-cluster yes --tls-replication yes --tls-auth-clients no \
+      --tls-cert-file "$tls_cert" --tls-key-file "$tls_key" --tls-ca-cert-file "$tls_ca"
+  }
+  cli_tls=(--tls --cacert "$tls_ca")
+  scheme=rediss
+else
+  listen() { echo --port "$1"; }
+  cli_tls=()
+  scheme=redis
 fi
 
 redis_server=$(command -v redis-server || true)
@@ -76,7 +94,7 @@ our_pid() {
   pid=$(tr -dc '0-9' <"$file")
   [ -n "$pid" ] || return 0
   # A running redis-server shows "redis-server 127.0.0.1:PORT [cluster]"; one just started, its arguments.
-  if command_of "$pid" | grep -Eq "redis-server[^ ]* (.*:$port( |$)|.*--port $port( |$))"; then echo "$pid"; fi
+  if command_of "$pid" | grep -Eq "redis-server[^ ]* (.*:$port( |$)|.*--(tls-)?port $port( |$))"; then echo "$pid"; fi
 }
 
 ports_in_dir() {
@@ -108,7 +126,7 @@ stop_ports() {
   for port in "$@"; do rm -f "$dir/$port.pid"; done
 }
 
-cli() { "$redis_cli" -h 127.0.0.1 "$@"; }
+cli() { "$redis_cli" -h 127.0.0.1 ${cli_tls[@]+"${cli_tls[@]}"} "$@"; }
 
 # Healthy: every node says cluster_state:ok and knows all six nodes, every replica's link is up, and the nodes
 # agree on the slot table (redis-cli --cluster check).
@@ -126,7 +144,7 @@ healthy() {
 
 urls() {
   local base=$1 port list=""
-  for port in $(seq "$base" $((base + NODES - 1))); do list="$list${list:+,}redis://127.0.0.1:$port"; done
+  for port in $(seq "$base" $((base + NODES - 1))); do list="$list${list:+,}$scheme://127.0.0.1:$port"; done
   echo "$list"
 }
 
@@ -150,8 +168,9 @@ start() {
   for port in $(seq "$base" $((base + NODES - 1))); do
     rm -rf "${dir:?}/$port"
     mkdir -p "$dir/$port"
+    # shellcheck disable=SC2046 # listen's words are separate arguments (the paths hold no spaces: mktemp's)
     "$redis_server" \
-      --port "$port" "${network[@]}" \
+      $(listen "$port") "${network[@]}" \
       --cluster-enabled yes --cluster-config-file "$dir/$port/nodes.conf" \
       --cluster-node-timeout "$node_timeout" \
       --save "" --appendonly no --repl-diskless-sync-delay 0 --dir "$dir/$port" \

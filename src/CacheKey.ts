@@ -41,6 +41,17 @@ export type CacheKey = Keys.CacheKey
 export const checkPrefix: (prefix: string) => string | undefined = Keys.checkPrefix
 
 /**
+ * The prefix, or a defect that says why it is unusable.
+ *
+ * @since 0.1.0
+ * @category validation
+ */
+export const validPrefix = (prefix: string): Effect.Effect<string> => {
+  const problem = Keys.checkPrefix(prefix)
+  return problem === undefined ? Effect.succeed(prefix) : Effect.dieMessage(problem)
+}
+
+/**
  * Escapes a namespace injectively for use inside a key and a SCAN pattern.
  *
  * @since 0.1.0

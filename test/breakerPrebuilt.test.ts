@@ -17,7 +17,7 @@ it.effect("an operation built while closed, run after the circuit opened, does n
       calls++
       return Effect.fail(new RedisError({ operation: "lookup", cause: new Error("down") }))
     })
-    const store: CacheStore = {
+    const store: CacheStore.Service = {
       lookup: () => failing,
       write: () => failing,
       remove: () => failing,

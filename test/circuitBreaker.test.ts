@@ -52,7 +52,7 @@ const fakeStore = Effect.gen(function*() {
     state.gate = yield* Deferred.make<"succeed" | "fail">()
     return { entered: state.entered, release: (ending: "succeed" | "fail") => Deferred.succeed(state.gate, ending) }
   })
-  const store: CacheStore = {
+  const store: CacheStore.Service = {
     lookup: () => Effect.as(op("lookup"), { generation: "g", entry: undefined }),
     write: () => Effect.as(op("write"), true),
     remove: () => op("unlink"),
@@ -80,7 +80,7 @@ const setup = Effect.gen(function*() {
     lock: `${namespace.lockPrefix}${"0".repeat(64)}`
   }
   /** One call through the breaker: what it ended as, and whether it reached the store. */
-  const call = (make: (store: CacheStore) => Effect.Effect<unknown, RedisError>) =>
+  const call = (make: (store: CacheStore.Service) => Effect.Effect<unknown, RedisError>) =>
     Effect.gen(function*() {
       const before = fake.state.calls
       const exit = yield* Effect.exit(make(breaker))

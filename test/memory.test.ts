@@ -2,7 +2,9 @@ import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as TestClock from "effect/TestClock"
-import { CachePolicy, ResponseCache } from "../src/index.js"
+import * as Layer from "effect/Layer"
+import * as MemoryStore from "../src/CacheStore/Memory.js"
+import { CachePolicy, CacheStore, ResponseCache } from "../src/index.js"
 import { conformance, probe } from "./conformance.js"
 
 conformance({
@@ -19,6 +21,28 @@ conformance({
       yield* TestClock.adjust(ttlMs - Math.floor(ttlMs * (1 - jitter)) + 1)
       assert.strictEqual((yield* lookup).outcome, "miss")
     })
+})
+
+describe("a store of one's own", () => {
+  it.effect("ResponseCache.layer runs the engine over whatever CacheStore the context provides", () => {
+    const writes: Array<string> = []
+    const inner = MemoryStore.make({ capacity: 100 })
+    // A backend written outside the package: here, one that records what it is asked to store.
+    const recording = Layer.succeed(CacheStore.CacheStore, {
+      ...inner,
+      write: (key, write) => {
+        writes.push(write.payload)
+        return inner.write(key, write)
+      }
+    })
+    return Effect.gen(function*() {
+      const { cacheable, state } = probe()
+      assert.strictEqual((yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 7 })).outcome, "miss")
+      assert.strictEqual((yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 7 })).outcome, "hit")
+      assert.deepStrictEqual(writes, ["71"]) // n × 10 + run 1
+      assert.strictEqual(state.runs, 1)
+    }).pipe(Effect.provide(ResponseCache.layer({ prefix: "own" }).pipe(Layer.provide(recording))))
+  })
 })
 
 describe("memory layer", () => {

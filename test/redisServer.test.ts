@@ -6,7 +6,9 @@ import { spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { waitForRedis } from "./support/redisServer.js"
+import { startRedisServer, waitForRedis } from "./support/redisServer.js"
+import { startRedisSentinel } from "./support/redisSentinel.js"
+import { makeCertificates } from "./support/tls.js"
 
 /** Whether `pid` is a running process (a zombie, exited but not yet reaped, counts as gone). */
 const running = (pid: number): boolean => {
@@ -67,5 +69,38 @@ describe("startRedisServer", () => {
       // Never leave a server behind, whatever failed above.
       if (server !== undefined && running(server.pid)) process.kill(server.pid, "SIGKILL")
     }
+  }, 30_000)
+
+  it("a TLS server that requires a client certificate answers only a client that has one", async () => {
+    const certificates = makeCertificates()
+    const server = await startRedisServer({ tls: certificates, requireClientCert: true })
+    try {
+      assert.match(server.url, /^rediss:/)
+      await waitForRedis(server.port, 2000, certificates)
+      // Without the client certificate (plain TCP, then TLS with the CA only) nothing answers PING.
+      await waitForRedis(server.port, 200).then(() => assert.fail("answered in plaintext"), () => {})
+      await waitForRedis(server.port, 200, { ...certificates, clientCert: "", clientKey: "" }).then(
+        () => assert.fail("answered a client without a certificate"),
+        () => {}
+      )
+    } finally {
+      await server.stop()
+      certificates.remove()
+    }
+  }, 30_000)
+})
+
+describe("startRedisSentinel", () => {
+  it("a SIGKILLed primary is replaced by its replica within seconds; stop ends every process", async () => {
+    const setup = await startRedisSentinel()
+    try {
+      const primary = await setup.primary()
+      assert.strictEqual(primary, setup.servers[0])
+      primary.process.kill("SIGKILL")
+      assert.strictEqual(await setup.waitForFailover(primary), setup.servers[1])
+    } finally {
+      await setup.stop()
+    }
+    for (const server of setup.servers) assert.isFalse(running(server.process.pid!))
   }, 30_000)
 })

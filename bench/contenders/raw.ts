@@ -5,11 +5,11 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import { Redis, type RedisOptions } from "ioredis"
+import { Redis } from "ioredis"
 import type { Contender, Env, Instance } from "../Contender.js"
 import { type Snapshot, snapshot } from "../Origin.js"
 
-const start = (env: Env, options: RedisOptions, inEffect: boolean): Instance => {
+const start = (env: Env, options: { readonly enableAutoPipelining?: boolean }, inEffect: boolean): Instance => {
   const redis = new Redis(env.url, options)
   const keyOf = (ns: string, id: number) => `${env.prefix}:${ns}:${id}`
   const miss = async (key: string, ns: string, id: number): Promise<Snapshot> => {

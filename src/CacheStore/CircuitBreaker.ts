@@ -31,7 +31,7 @@ export interface Options {
  * @since 0.1.0
  * @category constructors
  */
-export const make = (store: CacheStore, options: Options): CacheStore => {
+export const make = (store: CacheStore.Service, options: Options): CacheStore.Service => {
   let consecutiveFailures = 0
   let openUntil = 0
   let probing = false

@@ -7,10 +7,11 @@
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
 import { LRUCache } from "lru-cache"
 import type { CacheKey } from "../CacheKey.js"
-import type { CacheStore, Lookup } from "../CacheStore.js"
+import { CacheStore, type Lookup } from "../CacheStore.js"
 
 interface Entry {
   readonly generation: string
@@ -30,7 +31,7 @@ const sweepPageSize = 1000
  * @since 0.1.0
  * @category constructors
  */
-export const make = (options: { readonly capacity: number }): CacheStore => {
+export const make = (options: { readonly capacity: number }): CacheStore.Service => {
   const entries = new LRUCache<string, Entry>({ max: options.capacity })
   const generations = new Map<string, Generation>()
   let pruneAt = 1024
@@ -143,3 +144,21 @@ export const make = (options: { readonly capacity: number }): CacheStore => {
       })
   }
 }
+
+/**
+ * The store in process: entries expire by Effect's `Clock` (so `TestClock` drives them) and are bounded by
+ * `capacity` (default 10,000), least recently used first.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: { readonly capacity?: number | undefined } = {}): Layer.Layer<CacheStore> =>
+  Layer.effect(
+    CacheStore,
+    Effect.suspend(() => {
+      const capacity = options.capacity ?? 10_000
+      return !Number.isSafeInteger(capacity) || capacity < 1
+        ? Effect.dieMessage(`Invalid capacity ${capacity}: use a whole number of entries, at least 1`)
+        : Effect.succeed(make({ capacity }))
+    })
+  )

@@ -56,10 +56,10 @@ interface Near {
  * @category constructors
  */
 export const make = (
-  store: CacheStore,
+  store: CacheStore.Service,
   client: Redis | Cluster,
   options: Options
-): Effect.Effect<CacheStore, never, Scope.Scope> =>
+): Effect.Effect<CacheStore.Service, never, Scope.Scope> =>
   Effect.gen(function*() {
     const namespaces = new Map<string, NamespaceState>()
     const entries = new LRUCache<string, Near>({
@@ -145,7 +145,7 @@ export const make = (
       })
     }
 
-    const near: CacheStore = {
+    const near: CacheStore.Service = {
       ...store,
       lookupNow: (key, now) => {
         const found = coherent ? entries.get(key.entry) : undefined

@@ -7,16 +7,24 @@
  *
  * @since 0.1.0
  */
+import * as Config from "effect/Config"
+import type * as ConfigError from "effect/ConfigError"
+import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Envelope, Scripts } from "@ledgerlink/response-cache-wire"
+import { Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
 import calculateSlot from "cluster-key-slot"
-import type { Cluster, Redis } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 import { RedisError } from "../CacheError.js"
-import type { NamespaceKeys } from "../CacheKey.js"
-import type { CacheStore, Lookup } from "../CacheStore.js"
+import * as CacheKey from "../CacheKey.js"
+import { CacheStore, type Lookup } from "../CacheStore.js"
+import * as RedisClient from "../internal/redisClient.js"
+import * as CircuitBreaker from "./CircuitBreaker.js"
+import * as NearCache from "./NearCache.js"
 
 /**
  * The scripts as ioredis commands.
@@ -112,7 +120,7 @@ const redirection = (error: unknown): string | undefined => {
  */
 const sweepPage = async (
   client: ScriptedRedis,
-  namespace: NamespaceKeys,
+  namespace: CacheKey.NamespaceKeys,
   page: SweepCursor
 ): Promise<{ readonly removed: number; readonly next: SweepCursor }> => {
   const { entryPattern, generation, written } = namespace
@@ -170,7 +178,7 @@ export const make = (
     /** Bound on opening the subscriber connection and subscribing; default 1 second. */
     readonly subscribeTimeoutMs?: number | undefined
   }
-): Effect.Effect<CacheStore, never, Scope.Scope> =>
+): Effect.Effect<CacheStore.Service, never, Scope.Scope> =>
   Effect.gen(function*() {
     const { channel } = options
     const subscribeTimeoutMs = options.subscribeTimeoutMs ?? 1000
@@ -225,7 +233,7 @@ export const make = (
       return subscribed
     })
 
-    const store: CacheStore = {
+    const store: CacheStore.Service = {
       lookup: (key, create, withGrace) => {
         // Built only when needed: most lookups are answered by the MGET below.
         const scripted = () =>
@@ -324,3 +332,144 @@ export const make = (
     }
     return store
   })
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface Options {
+  /** Default `redis://127.0.0.1:6379`. */
+  readonly url?: string | Redacted.Redacted | undefined
+  /** Default `"rc"`; letters, digits and `._:-` only. Must be the `ResponseCache` layer's prefix. */
+  readonly prefix?: string | undefined
+  /** Bound on every Redis command; default 500 ms. */
+  readonly commandTimeout?: Duration.DurationInput | undefined
+  /**
+   * After `failures` store calls in a row fail (default 5), stop calling Redis for `cooldown` (default 1 second),
+   * then probe with one call.
+   */
+  readonly circuitBreaker?: {
+    readonly failures?: number | undefined
+    readonly cooldown?: Duration.DurationInput | undefined
+  } | undefined
+  /**
+   * An in-process LRU of entries in front of Redis (opt-in), kept coherent across processes over pub/sub: an
+   * invalidation, `set` or `invalidate` in any process drops the entry everywhere within the pub/sub delivery
+   * time. `ttl` bounds how long an entry is kept near (never longer than Redis keeps it).
+   */
+  readonly nearCache?: {
+    readonly capacity: number
+    readonly ttl: Duration.DurationInput
+  } | undefined
+}
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClusterOptions extends Omit<Options, "url"> {
+  /** Some of the cluster's nodes, e.g. `["redis://10.0.0.1:7000"]`; the rest are discovered. */
+  readonly nodes: ReadonlyArray<string | Redacted.Redacted>
+}
+
+/** The store over a client: the Redis store, behind a circuit breaker, with the near-cache if asked for. */
+const makeOver = (connect: (commandTimeout: number) => Redis | Cluster, options: Omit<Options, "url">) =>
+  Effect.gen(function*() {
+    const prefix = yield* CacheKey.validPrefix(options.prefix ?? "rc")
+    const commandTimeout = RedisClient.commandTimeoutMs(options)
+    const near = options.nearCache
+    if (near !== undefined && (!Number.isSafeInteger(near.capacity) || near.capacity < 1)) {
+      return yield* Effect.dieMessage(`Invalid nearCache capacity ${near.capacity}: use a whole number, at least 1`)
+    }
+    const client = defineScripts(yield* RedisClient.acquire(() => connect(commandTimeout), commandTimeout))
+    const store = yield* make(client, {
+      channel: Keys.lockReleasedChannel(prefix),
+      subscribeTimeoutMs: Math.max(1000, commandTimeout)
+    })
+    const guarded = CircuitBreaker.make(store, {
+      failures: options.circuitBreaker?.failures ?? 5,
+      cooldownMs: Duration.toMillis(Duration.decode(options.circuitBreaker?.cooldown ?? Duration.seconds(1)))
+    })
+    if (near === undefined) return guarded
+    return yield* NearCache.make(guarded, client, {
+      capacity: near.capacity,
+      ttlMs: Duration.toMillis(Duration.decode(near.ttl)),
+      channel: Keys.nearChannel(prefix)
+    })
+  })
+
+/**
+ * The store on one Redis server. Building it never fails because Redis is unreachable: the client connects and
+ * reconnects in the background, and every command is bounded by `commandTimeout`. The client is closed when the
+ * layer's scope ends.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layer = (options: Options = {}): Layer.Layer<CacheStore> =>
+  Layer.scoped(
+    CacheStore,
+    makeOver(
+      (commandTimeout) =>
+        // No auto-pipelining: the store batches the commands of one tick into one write itself, more cheaply.
+        new Redis(RedisClient.reveal(options.url ?? "redis://127.0.0.1:6379"), RedisClient.clientOptions(commandTimeout)),
+      options
+    )
+  )
+
+/**
+ * `layer` with its options read from `Config`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerConfig = (options: Config.Config.Wrap<Options>): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))
+
+/**
+ * The store on a Redis Cluster, with every guarantee of `layer`. A namespace's keys share one hash tag, so each
+ * namespace lives in one slot (on one shard) and every script runs on one node.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerCluster = (options: ClusterOptions): Layer.Layer<CacheStore> =>
+  Layer.scoped(
+    CacheStore,
+    makeOver(
+      (commandTimeout) =>
+        new Cluster(options.nodes.map(RedisClient.reveal), {
+          enableOfflineQueue: false,
+          enableAutoPipelining: true,
+          // While a primary is down (until its replica is promoted), ioredis would retry a command every 100 ms
+          // up to 16 times before it reaches any node, so outside `commandTimeout` (1.7 s per call, measured).
+          // Fail at once instead: the breaker and fail-open answer meanwhile, and the next command's MOVED from
+          // a live node points the client at the new primary.
+          retryDelayOnFailover: 0,
+          retryDelayOnClusterDown: 0,
+          // TRYAGAIN (a script whose keys a slot migration has split) is retried with fresh commands, so
+          // commandTimeout does not bound it either: space the (at most 16) retries to fit in commandTimeout,
+          // which gives a migrating batch of keys that long to land.
+          retryDelayOnTryAgain: Math.max(1, Math.floor(commandTimeout / 16)),
+          // A primary that hangs (rather than dies) neither closes its connection nor answers MOVED, so nothing
+          // would tell the client that its replica took over: caching of its slots would stay off until it woke.
+          // Ask the cluster for its slot map every second instead (one CLUSTER SLOTS, skipping a hung node).
+          slotsRefreshInterval: 1000,
+          slotsRefreshTimeout: commandTimeout,
+          clusterRetryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000),
+          redisOptions: RedisClient.clientOptions(commandTimeout)
+        }),
+      options
+    )
+  )
+
+/**
+ * `layerCluster` with its options read from `Config`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerClusterConfig = (
+  options: Config.Config.Wrap<ClusterOptions>
+): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layerCluster))

@@ -11,6 +11,7 @@ import { dirname, join, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { promisify } from "node:util"
 import { redisServerBinary } from "./redisServer.js"
+import type { TestCertificates } from "./tls.js"
 
 const run = promisify(execFile)
 
@@ -19,7 +20,7 @@ export const clusterScript = resolve(dirname(fileURLToPath(import.meta.url)), ".
 const NODES = 6
 
 export interface RedisCluster {
-  /** `redis://127.0.0.1:<port>` of each node (which are primaries is for the cluster to say: CLUSTER NODES). */
+  /** `redis://127.0.0.1:<port>` (`rediss://` for a TLS cluster) of each node (which are primaries is for the cluster to say: CLUSTER NODES). */
   readonly nodes: ReadonlyArray<string>
   readonly ports: ReadonlyArray<number>
   readonly dir: string
@@ -60,14 +61,21 @@ const script = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =
 
 /**
  * Starts a cluster. `nodeTimeoutMs` is the cluster-node-timeout: how long a silent primary takes to be declared
- * failed (and its replica promoted).
+ * failed (and its replica promoted). With `tls`, the nodes speak TLS only (`tls-cluster yes`), with the
+ * certificates' server certificate, and do not ask clients for one.
  */
 export const startRedisCluster = async (
-  options: { readonly nodeTimeoutMs?: number } = {}
+  options: { readonly nodeTimeoutMs?: number; readonly tls?: TestCertificates } = {}
 ): Promise<RedisCluster> => {
   redisServerBinary()
   const dir = mkdtempSync(join(tmpdir(), "rc-cluster-"))
+  const tls = options.tls
   const env = {
+    ...(tls === undefined ? {} : {
+      REDIS_CLUSTER_TLS_CERT: tls.files.serverCert,
+      REDIS_CLUSTER_TLS_KEY: tls.files.serverKey,
+      REDIS_CLUSTER_TLS_CA: tls.files.ca
+    }),
     REDIS_CLUSTER_NODE_TIMEOUT: String(options.nodeTimeoutMs ?? 2000),
     // If this process dies without stopping the cluster (killed by a CI timeout, say), the script stops it.
     REDIS_CLUSTER_OWNER_PID: String(process.pid)

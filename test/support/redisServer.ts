@@ -7,14 +7,19 @@
  * then (as `scripts/redis-cluster.sh` does for its cluster with REDIS_CLUSTER_OWNER_PID).
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process"
-import { mkdtempSync, rmSync } from "node:fs"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { createServer, Socket } from "node:net"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import * as Tls from "node:tls"
+import type { TestCertificates } from "./tls.js"
 
 export interface RedisServer {
   readonly port: number
+  /** `redis://127.0.0.1:<port>`, or `rediss://127.0.0.1:<port>` for a TLS server. */
   readonly url: string
+  /** The server's own directory (its config file, when it has one, is `redis.conf` there). */
+  readonly dir: string
   readonly process: ChildProcess
   /** Stops the server and waits for the process to exit. */
   readonly stop: () => Promise<void>
@@ -42,24 +47,32 @@ export const freePort = (): Promise<number> =>
     })
   })
 
-const answersPing = (port: number): Promise<boolean> =>
+const answersPing = (port: number, tls: TestCertificates | undefined): Promise<boolean> =>
   new Promise((resolve) => {
-    const socket = new Socket()
+    const ping = () => socket.write("PING\r\n")
+    // Over TLS with the client certificate, so that a server which requires one answers too.
+    const socket = tls === undefined ? new Socket().connect(port, "127.0.0.1", ping) : Tls.connect({
+      port,
+      host: "127.0.0.1",
+      servername: "localhost",
+      ca: tls.ca,
+      cert: tls.clientCert,
+      key: tls.clientKey
+    }, ping)
     const done = (ok: boolean) => {
       socket.destroy()
       resolve(ok)
     }
     socket.setTimeout(200, () => done(false))
     socket.once("error", () => done(false))
-    socket.connect(port, "127.0.0.1", () => socket.write("PING\r\n"))
     socket.once("data", (data) => done(data.toString().startsWith("+PONG")))
   })
 
-/** Waits until the server on `port` answers PING, or fails after `timeoutMs`. */
-export const waitForRedis = async (port: number, timeoutMs = 5000): Promise<void> => {
+/** Waits until the server on `port` answers PING (over TLS with `tls`), or fails after `timeoutMs`. */
+export const waitForRedis = async (port: number, timeoutMs = 5000, tls?: TestCertificates): Promise<void> => {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
-    if (await answersPing(port)) return
+    if (await answersPing(port, tls)) return
     await new Promise((r) => setTimeout(r, 20))
   }
   throw new Error(`redis-server on port ${port} did not answer within ${timeoutMs} ms`)
@@ -85,15 +98,41 @@ rm -rf "$3"
  * Starts a server; `args` are extra redis-server options (e.g. `["--maxmemory", "2mb"]`). With `port`, it starts
  * on that port (to restart a killed server where its clients expect it). `ownerPid` (default: this process) is
  * the process whose exit stops the server even when `stop` is never called.
+ *
+ * `config` is the text of a config file written into the server's directory and passed first (a sentinel needs
+ * one it can rewrite); `sentinel` starts it as a Redis Sentinel. With `tls`, the server speaks TLS only, on `port`,
+ * with the certificates' server certificate; `requireClientCert` makes it refuse clients without one the CA signed.
  */
 export const startRedisServer = async (
-  options: { readonly port?: number; readonly args?: ReadonlyArray<string>; readonly ownerPid?: number } = {}
+  options: {
+    readonly port?: number
+    readonly args?: ReadonlyArray<string>
+    readonly ownerPid?: number
+    readonly config?: string
+    readonly sentinel?: boolean
+    readonly tls?: TestCertificates
+    readonly requireClientCert?: boolean
+  } = {}
 ): Promise<RedisServer> => {
   const binary = redisServerBinary()
   const port = options.port ?? (await freePort())
   const dir = mkdtempSync(join(tmpdir(), "rc-redis-"))
+  const tls = options.tls
+  const config = options.config === undefined ? [] : [join(dir, "redis.conf")]
+  if (options.config !== undefined) writeFileSync(config[0]!, options.config)
   const child = spawn(binary, [
-    "--port", String(port),
+    ...config,
+    ...(options.sentinel === true ? ["--sentinel"] : []),
+    ...(tls === undefined ? ["--port", String(port)] : [
+      "--port", "0",
+      "--tls-port", String(port),
+      "--tls-cert-file", tls.files.serverCert,
+      "--tls-key-file", tls.files.serverKey,
+      "--tls-ca-cert-file", tls.files.ca,
+      "--tls-auth-clients", options.requireClientCert === true ? "yes" : "no",
+      // A replica of a TLS primary connects to it over TLS too.
+      "--tls-replication", "yes"
+    ]),
     "--bind", "127.0.0.1",
     "--save", "",
     "--appendonly", "no",
@@ -113,7 +152,7 @@ export const startRedisServer = async (
   }
   try {
     await Promise.race([
-      waitForRedis(port),
+      waitForRedis(port, 5000, tls),
       exited.then(() => {
         throw new Error(`redis-server exited at start (port ${port} taken?)`)
       })
@@ -125,7 +164,8 @@ export const startRedisServer = async (
   }
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: tls === undefined ? `redis://127.0.0.1:${port}` : `rediss://127.0.0.1:${port}`,
+    dir,
     process: child,
     stop: async () => {
       if (child.exitCode === null && child.signalCode === null) {
