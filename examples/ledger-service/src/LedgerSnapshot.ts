@@ -75,6 +75,17 @@ export type LedgerSnapshot = typeof LedgerSnapshot.Type
 export const tenantNamespace = (tenantId: string): string => `tenant:${tenantId}:v1`
 
 /**
+ * The namespace of a tenant's snapshots in one ledger: the ledger's identity is part of it, so that a process over
+ * another ledger (a restarted embedded one, a replica on another database) never reads entries it did not write,
+ * while replicas over one database share them.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const ledgerNamespace = (ledgerId: string, tenantId: string): string =>
+  `ledger:${ledgerId}:tenant:${tenantId}:v1`
+
+/**
  * Ledger snapshots as a `Cacheable`, resolved by `resolve`.
  *
  * @since 0.1.0
@@ -82,13 +93,14 @@ export const tenantNamespace = (tenantId: string): string => `tenant:${tenantId}
  */
 export const cacheable = <E, R>(
   resolve: (query: LedgerSnapshotQuery) => Effect.Effect<LedgerSnapshot, E, R>,
-  policy: CachePolicy.CachePolicy = CachePolicy.medium
+  policy: CachePolicy.CachePolicy = CachePolicy.medium,
+  namespace: (tenantId: string) => string = tenantNamespace
 ): Cacheable.Cacheable<LedgerSnapshotQuery, LedgerSnapshot, E, R> =>
   Cacheable.make({
     name: "ledger-snapshot.v1",
     query: LedgerSnapshotQuery,
     response: LedgerSnapshot,
-    namespace: (query) => tenantNamespace(query.tenantId),
+    namespace: (query) => namespace(query.tenantId),
     policy,
     resolve
   })

@@ -80,8 +80,8 @@ describe("service while Redis is hung or down", () => {
         cacheOf("memory", failingInvalidations(ResponseCache.layerMemory())),
         EmbeddedLedger.layer()
       ))
-      const tenant = freshTenant()
       yield* Effect.gen(function*() {
+        const tenant = yield* freshTenant()
         const failing = yield* FailingInvalidations
         assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "miss")
         assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "hit")
@@ -96,7 +96,7 @@ describe("service while Redis is hung or down", () => {
           assert.deepInclude(reply.body, { balance: "12.34", entries: 1 })
         }
         // Another tenant is still served from the cache meanwhile.
-        const other = freshTenant()
+        const other = yield* freshTenant()
         yield* snapshot(other, "2025-12-31")
         assert.strictEqual((yield* snapshot(other, "2025-12-31")).headers.get("x-cache"), "hit")
         // Once the background retry gets through, the tenant is cached again, fresh.
@@ -112,8 +112,8 @@ describe("service while Redis is hung or down", () => {
     Effect.gen(function*() {
       const redis = yield* ownRedis()
       const context = yield* serviceOn(redis)
-      const tenant = freshTenant()
       yield* Effect.gen(function*() {
+        const tenant = yield* freshTenant()
         const first = yield* post(tenant, { account: "cash", amount: "100", postedOn: "2025-01-01" })
         assert.strictEqual(first.status, 201)
         assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "miss")
@@ -150,8 +150,8 @@ describe("service while Redis is hung or down", () => {
     Effect.gen(function*() {
       const redis = yield* ownRedis()
       const context = yield* serviceOn(redis)
-      const tenant = freshTenant()
       yield* Effect.gen(function*() {
+        const tenant = yield* freshTenant()
         yield* Effect.promise(() => redis.stop())
         const read = yield* snapshot(tenant, "2025-12-31")
         assert.strictEqual(read.status, 200)

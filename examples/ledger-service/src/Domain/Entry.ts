@@ -7,10 +7,18 @@ import { IsoDate } from "../LedgerSnapshot.js"
 
 const example = "6b1f3c2a-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 
-/** A tenant id: a UUID, lower-cased on the way in, so that one tenant has one cache namespace whatever the case. */
+/**
+ * A tenant id: a UUID, lower-cased on the way in, so that one tenant has one cache namespace whatever the case.
+ * The OpenAPI document says `format: uuid` (the lower-casing step would otherwise leave a plain string there).
+ */
 export const TenantId = Schema.Lowercase.pipe(
   Schema.compose(Schema.UUID.annotations({ message: () => `expected a UUID, e.g. ${example}` })),
-  Schema.annotations({ identifier: "TenantId" })
+  Schema.annotations({
+    identifier: "TenantId",
+    description: "A tenant's id (a UUID; upper case is accepted and means the same tenant)",
+    examples: [example],
+    jsonSchema: { type: "string", format: "uuid", examples: [example] }
+  })
 )
 
 /** A calendar date the ledger can keep: an `IsoDate` from year 0001 on (PostgreSQL has no year 0000). */
@@ -46,7 +54,11 @@ export const NewEntry = Schema.Struct({
   account: Account,
   amount: Amount,
   postedOn: LedgerDate
-}).annotations({ identifier: "NewEntry", parseOptions: { onExcessProperty: "error" } })
+}).annotations({
+  identifier: "NewEntry",
+  parseOptions: { onExcessProperty: "error" },
+  examples: [{ account: "cash", amount: BigDecimal.unsafeFromString("100.25"), postedOn: IsoDate.make("2025-06-01") }]
+})
 
 export type NewEntry = typeof NewEntry.Type
 
