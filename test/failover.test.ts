@@ -35,8 +35,8 @@ describe("confirmed invalidation through a Sentinel failover", () => {
   }, 30_000)
   afterAll(() => topology?.stop())
 
-  it.live("primary SIGKILLed under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "kill"), 40_000)
-  it.live("primary SIGSTOPped under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "stop"), 40_000)
+  it.live("primary SIGKILLed under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "kill"), 60_000)
+  it.live("primary SIGSTOPped under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "stop"), 60_000)
 })
 
 describe("confirmed invalidation through a cluster failover", () => {
@@ -47,8 +47,8 @@ describe("confirmed invalidation through a cluster failover", () => {
   afterAll(() => topology?.stop())
 
   // The frozen primary first (it comes back as a replica); the killed one stays down.
-  it.live("primary SIGSTOPped under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "stop"), 40_000)
-  it.live("primary SIGKILLed under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "kill"), 40_000)
+  it.live("primary SIGSTOPped under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "stop"), 60_000)
+  it.live("primary SIGKILLed under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "kill"), 60_000)
 })
 
 describe("confirmInvalidation on a primary and its replica", () => {

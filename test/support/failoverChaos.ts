@@ -41,7 +41,7 @@ export interface Topology {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
-const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 20_000) => {
+const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 30_000) => {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return
