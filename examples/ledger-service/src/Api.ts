@@ -34,6 +34,19 @@ const withHeader = (statuses: ReadonlyArray<string>, name: string, header: Opera
   return operation
 }
 
+/** Examples on the path parameters, so that contract tools (Dredd, Prism) and Swagger UI can fill them in. */
+const parameterExamples: Record<string, string> = {
+  tenantId: "6b1f3c2a-0d4e-4f5a-8b6c-7d8e9f0a1b2c",
+  asOf: "2025-06-30"
+}
+const withParameterExamples = (operation: Operation) => {
+  for (const parameter of operation.parameters ?? []) {
+    const example = parameterExamples[parameter.name]
+    if (example !== undefined) parameter.example = example
+  }
+  return operation
+}
+
 const xCache = withHeader(["200"], "x-cache", {
   description: "How the snapshot was answered: from the cache (hit, stale), computed (miss), shared with a " +
     "concurrent request (coalesced), or computed around an unavailable cache (bypass)",
@@ -62,7 +75,7 @@ export class SnapshotsApi extends HttpApiGroup.make("snapshots")
         "The tenant's balance as of the date (entries posted on or before it), from the cache or computed once. " +
           "Scope: read:<tenantId> (or write:<tenantId>, or admin)."
       )
-      .annotate(OpenApi.Transform, (operation) => retryAfter(xCache(operation)))
+      .annotate(OpenApi.Transform, (operation) => withParameterExamples(retryAfter(xCache(operation))))
   )
   .add(
     HttpApiEndpoint.del("purge", "/tenants/:tenantId/cache")
@@ -76,7 +89,7 @@ export class SnapshotsApi extends HttpApiGroup.make("snapshots")
         OpenApi.Description,
         "Invalidates the tenant's cached snapshots and sweeps them from the store. Scope: write:<tenantId> or admin."
       )
-      .annotate(OpenApi.Transform, retryAfter)
+      .annotate(OpenApi.Transform, (operation) => withParameterExamples(retryAfter(operation)))
   )
   .middleware(Authentication)
   .annotate(OpenApi.Title, "Snapshots")
@@ -101,7 +114,7 @@ export class EntriesApi extends HttpApiGroup.make("entries")
         "Posts an entry (amount: a decimal string), then invalidates the tenant's snapshots: the next read counts " +
           "it. Scope: write:<tenantId> or admin."
       )
-      .annotate(OpenApi.Transform, retryAfter)
+      .annotate(OpenApi.Transform, (operation) => withParameterExamples(retryAfter(operation)))
   )
   .middleware(Authentication)
   .annotate(OpenApi.Title, "Entries")

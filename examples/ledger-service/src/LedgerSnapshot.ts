@@ -10,6 +10,18 @@ import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
 import { Cacheable, CachePolicy } from "@ledgerlink/response-cache"
 
+const daysIn = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+/** `YYYY-MM-DD` (already matched) names a day of the proleptic Gregorian calendar, as `Date` counts them. */
+const isCalendarDate = (s: string): boolean => {
+  const year = Number(s.slice(0, 4))
+  const month = Number(s.slice(5, 7))
+  const day = Number(s.slice(8, 10))
+  if (month < 1 || month > 12 || day < 1) return false
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  return day <= (month === 2 && leap ? 29 : daysIn[month - 1]!)
+}
+
 /**
  * A calendar date, `YYYY-MM-DD`, that exists (2024-02-30 does not).
  *
@@ -18,10 +30,8 @@ import { Cacheable, CachePolicy } from "@ledgerlink/response-cache"
  */
 export const IsoDate = Schema.String.pipe(
   Schema.pattern(/^\d{4}-\d{2}-\d{2}$/, { message: () => "expected a date as YYYY-MM-DD" }),
-  Schema.filter((s) => {
-    const date = new Date(`${s}T00:00:00Z`)
-    return (!Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === s) || `${s} is not a calendar date`
-  }),
+  // Arithmetic rather than a `Date` round trip: every request's path is checked with it.
+  Schema.filter((s) => isCalendarDate(s) || `${s} is not a calendar date`),
   Schema.brand("IsoDate")
 )
 

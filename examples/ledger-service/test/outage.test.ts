@@ -158,6 +158,11 @@ describe("service while Redis is hung or down", () => {
         assert.strictEqual(read.headers.get("x-cache"), "bypass")
         const health = yield* request("GET", "/health")
         assert.deepInclude(health.body, { status: "degraded" })
+        // A purge cannot fail open: a 503 that says the cache is unreachable, without the driver's message.
+        const purge = yield* request("DELETE", `/tenants/${tenant}/cache`)
+        assert.strictEqual(purge.status, 503)
+        assert.strictEqual(purge.body._tag, "CacheUnavailable")
+        assert.strictEqual(purge.body.message, "the cache store could not be reached; try again later")
         // The entry is stored; the invalidation is owed (nothing to invalidate in a dead Redis, but it cannot tell).
         const stored = yield* post(tenant, { account: "cash", amount: "7", postedOn: "2025-01-01" })
         assert.strictEqual(stored.status, 503)

@@ -24,7 +24,12 @@ export const TenantId = Schema.Lowercase.pipe(
 /** A calendar date the ledger can keep: an `IsoDate` from year 0001 on (PostgreSQL has no year 0000). */
 export const LedgerDate = IsoDate.pipe(
   Schema.filter((date) => !date.startsWith("0000-") || "year 0000 is not a calendar year: use 0001 to 9999"),
-  Schema.annotations({ identifier: "LedgerDate", examples: [IsoDate.make("2025-06-30")] })
+  Schema.annotations({
+    identifier: "LedgerDate",
+    description: "A calendar date, YYYY-MM-DD, from 0001-01-01 on",
+    examples: [IsoDate.make("2025-06-30")],
+    jsonSchema: { type: "string", format: "date", pattern: "^\\d{4}-\\d{2}-\\d{2}$", examples: ["2025-06-30"] }
+  })
 )
 
 /** An account name: letters, digits and `._:-`, 1 to 64 characters. */
