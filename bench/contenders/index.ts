@@ -6,12 +6,14 @@ import { asyncCacheDedupe } from "./asyncCacheDedupe.js"
 import { bentocache } from "./bentocache.js"
 import { cacheManager } from "./cacheManager.js"
 import { cachified } from "./cachified.js"
+import { effect4 } from "./effect4.js"
 import { ours } from "./ours.js"
 import { raw } from "./raw.js"
 
 export const contenders: ReadonlyArray<Contender> = [
   ...raw,
   ...ours,
+  ...effect4,
   ...bentocache,
   ...cachified,
   ...cacheManager,

@@ -40,7 +40,19 @@ const startMain = (env: Record<string, string>) =>
   Effect.acquireRelease(
     Effect.gen(function*() {
       const clean = { ...process.env }
-      for (const name of ["REDIS_URL", "DATABASE_URL", "DATABASE_SCHEMA", "CACHE_PREFIX", "SNAPSHOT_TTL", "HOST"]) {
+      for (
+        const name of [
+          "REDIS_URL",
+          "DATABASE_URL",
+          "DATABASE_SCHEMA",
+          "CACHE_PREFIX",
+          "SNAPSHOT_TTL",
+          "HOST",
+          "API_TOKENS",
+          "RATE_LIMIT_PER_SECOND",
+          "LOG_LEVEL"
+        ]
+      ) {
         delete clean[name]
       }
       const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
@@ -62,7 +74,7 @@ const startMain = (env: Record<string, string>) =>
         Deferred.unsafeDone(started, Exit.fail(new Error(`the service exited (${code}) before starting:\n${output}`)))
         Deferred.unsafeDone(exited, Exit.succeed(code))
       })
-      const { line, url } = yield* Deferred.await(started).pipe(Effect.timeout("20 seconds"))
+      const { line, url } = yield* Deferred.await(started).pipe(Effect.timeout("40 seconds"))
       const running: Running = {
         url,
         line,
@@ -74,27 +86,33 @@ const startMain = (env: Record<string, string>) =>
     ({ child }) => Effect.sync(() => child.exitCode === null && child.signalCode === null && child.kill("SIGKILL"))
   ).pipe(Effect.map(({ running }) => running))
 
-const fetchJson = (url: string, init?: RequestInit) =>
+const fetchJson = (url: string, init: RequestInit & { readonly token?: string } = {}) =>
   Effect.promise(async () => {
-    const response = await fetch(url, init)
+    const { token, ...rest } = init
+    const headers = {
+      ...rest.headers as Record<string, string>,
+      ...(token ? { authorization: `Bearer ${token}` } : {})
+    }
+    const response = await fetch(url, { ...rest, headers })
     return { status: response.status, cache: response.headers.get("x-cache"), body: await response.json() as any }
   })
 
 /** Reads the demo tenant twice, posts, reads again: miss, hit, 201, miss with the new balance. */
-const session = (url: string) =>
+const session = (url: string, token = "demo-acme-writer") =>
   Effect.gen(function*() {
-    const snapshotUrl = `${url}/tenants/${demoTenants.initech}/snapshots/2025-06-30`
-    const first = yield* fetchJson(snapshotUrl)
+    const snapshotUrl = `${url}/tenants/${demoTenants.acme}/snapshots/2025-06-30`
+    const first = yield* fetchJson(snapshotUrl, { token })
     assert.strictEqual(first.status, 200)
-    const second = yield* fetchJson(snapshotUrl)
+    const second = yield* fetchJson(snapshotUrl, { token })
     assert.deepStrictEqual([first.cache, second.cache], ["miss", "hit"])
-    const posted = yield* fetchJson(`${url}/tenants/${demoTenants.initech}/entries`, {
+    const posted = yield* fetchJson(`${url}/tenants/${demoTenants.acme}/entries`, {
       method: "POST",
+      token,
       headers: { "content-type": "application/json" },
       body: JSON.stringify({ account: "cash", amount: "1000.01", postedOn: "2025-06-30" })
     })
     assert.strictEqual(posted.status, 201)
-    const third = yield* fetchJson(snapshotUrl)
+    const third = yield* fetchJson(snapshotUrl, { token })
     assert.strictEqual(third.cache, "miss")
     assert.strictEqual(third.body.entries, first.body.entries + 1)
     return { first, third }
@@ -104,6 +122,8 @@ const pgUrl = Redacted.make(process.env.DATABASE_URL || "postgres://postgres@127
 const pgAnswers = Effect.runPromiseExit(
   Layer.build(PgClient.layer({ url: pgUrl, connectTimeout: "2 seconds" })).pipe(Effect.scoped)
 ).then(Exit.isSuccess)
+
+const pgTokens = "lifecycle-admin-token=admin"
 
 describe.concurrent("npm start (src/main.ts) as a process", () => {
   it.scopedLive(
@@ -115,9 +135,13 @@ describe.concurrent("npm start (src/main.ts) as a process", () => {
         assert.match(main.url, /^http:\/\/127\.0\.0\.1:\d+$/)
         yield* session(main.url)
         assert.strictEqual(main.output().match(/ledger snapshot service on/g)?.length, 1)
+        // At the default level nothing is logged per request: the demo-mode warning and the startup line, no more.
+        const lines = main.output().trim().split("\n")
+        assert.strictEqual(lines.length, 2, main.output())
+        assert.match(lines[0]!, /WARN.*API_TOKENS is not set: demo mode.*demo-acme-writer/)
         assert.strictEqual(yield* main.stop("SIGTERM"), 0)
       }),
-    30_000
+    45_000
   )
 
   it.scopedLive(
@@ -137,7 +161,7 @@ describe.concurrent("npm start (src/main.ts) as a process", () => {
         const main = yield* startMain({
           REDIS_URL: inject("redisUrl"),
           CACHE_PREFIX: uniquePrefix("main"),
-          ...(pg ? { DATABASE_URL: Redacted.value(pgUrl), DATABASE_SCHEMA: schema } : {})
+          ...(pg ? { DATABASE_URL: Redacted.value(pgUrl), DATABASE_SCHEMA: schema, API_TOKENS: pgTokens } : {})
         })
         assert.match(main.line, /cache redis \(127\.0\.0\.1:\d+\)/)
         assert.match(main.line, pg ? /ledger postgres \(127\.0\.0\.1:5432\/test schema svc_main_/ : /ledger embedded/)
@@ -148,11 +172,46 @@ describe.concurrent("npm start (src/main.ts) as a process", () => {
           cache: { backend: "redis", reachable: true },
           ledger: { backend: pg ? "postgres" : "embedded", reachable: true }
         })
-        yield* session(main.url)
+        yield* session(main.url, pg ? "lifecycle-admin-token" : "demo-acme-writer")
         assert.strictEqual(yield* main.stop("SIGINT"), 0)
       }),
-    30_000
+    45_000
   )
+})
+
+describe("npm start as a process: restarts and refusals", () => {
+  it.scopedLive(
+    "restarted on the same Redis, the embedded ledger is a new one: the first read is a miss",
+    () =>
+      Effect.gen(function*() {
+        const env = { REDIS_URL: inject("redisUrl"), CACHE_PREFIX: uniquePrefix("restart") }
+        const before = yield* startMain(env)
+        // miss, hit, POST (2250 entries), miss: the previous process's Redis now holds a 2250-entry snapshot.
+        const { third } = yield* session(before.url)
+        assert.strictEqual(third.body.entries, 2250)
+        const again = yield* fetchJson(`${before.url}/tenants/${demoTenants.acme}/snapshots/2025-06-30`, {
+          token: "demo-acme-reader"
+        })
+        assert.deepStrictEqual([again.cache, again.body.entries], ["hit", 2250])
+        assert.strictEqual(yield* before.stop("SIGTERM"), 0)
+
+        const after = yield* startMain(env)
+        const first = yield* fetchJson(`${after.url}/tenants/${demoTenants.acme}/snapshots/2025-06-30`, {
+          token: "demo-acme-reader"
+        })
+        assert.strictEqual(first.cache, "miss")
+        assert.deepInclude(first.body, { entries: 2249, balance: "2829066.94" })
+        assert.strictEqual(yield* after.stop("SIGTERM"), 0)
+      }),
+    60_000
+  )
+
+  it.scopedLive("with DATABASE_URL and no API_TOKENS it refuses to start, and says why", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(startMain({ DATABASE_URL: "postgres://postgres@127.0.0.1:1/none" }))
+      assert.match(String(error), /API_TOKENS is not set: with DATABASE_URL the service does not start without tokens/)
+      assert.notInclude(String(error), "ledger snapshot service on")
+    }), 45_000)
 })
 
 describe("graceful stop", () => {
@@ -179,7 +238,7 @@ describe("graceful stop", () => {
           const base = yield* Effect.provide(baseUrl, context)
           const gate = yield* Deferred.make<void>()
           control.gate = gate
-          const tenant = freshTenant()
+          const tenant = yield* Effect.provide(freshTenant(), context)
           const inFlight = yield* Effect.fork(Effect.provide(snapshot(tenant, "2025-12-31"), context))
           yield* Effect.provide(callersInFlight(1), context)
           assert.isAbove(yield* clients, 0)

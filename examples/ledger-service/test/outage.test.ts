@@ -67,7 +67,7 @@ const failingInvalidations = (inner: Layer.Layer<ResponseCache.ResponseCache>) =
         Effect.suspend(() => {
           failing.attempts++
           return failing.on
-            ? Effect.fail(new RedisError({ operation: "renew generation", cause: "failing on purpose (test)" }))
+            ? Effect.fail(new RedisError({ operation: "invalidateNamespace", cause: "failing on purpose (test)" }))
             : cache.invalidateNamespace(namespace)
         })
     }))
@@ -82,8 +82,8 @@ describe("service while Redis is hung or down", () => {
           cacheOf("memory", failingInvalidations(ResponseCache.layerMemory())),
           EmbeddedLedger.layer()
         ))
-        const tenant = freshTenant()
         yield* Effect.gen(function*() {
+          const tenant = yield* freshTenant()
           const failing = yield* FailingInvalidations
           assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "miss")
           assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "hit")
@@ -98,7 +98,7 @@ describe("service while Redis is hung or down", () => {
             assert.deepInclude(reply.body, { balance: "12.34", entries: 1 })
           }
           // Another tenant is still served from the cache meanwhile.
-          const other = freshTenant()
+          const other = yield* freshTenant()
           yield* snapshot(other, "2025-12-31")
           assert.strictEqual((yield* snapshot(other, "2025-12-31")).headers.get("x-cache"), "hit")
           // Once the background retry gets through, the tenant is cached again, fresh.
@@ -118,8 +118,8 @@ describe("service while Redis is hung or down", () => {
       Effect.gen(function*() {
         const redis = yield* ownRedis()
         const context = yield* serviceOn(redis)
-        const tenant = freshTenant()
         yield* Effect.gen(function*() {
+          const tenant = yield* freshTenant()
           const first = yield* post(tenant, { account: "cash", amount: "100", postedOn: "2025-01-01" })
           assert.strictEqual(first.status, 201)
           assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "miss")
@@ -160,14 +160,19 @@ describe("service while Redis is hung or down", () => {
       Effect.gen(function*() {
         const redis = yield* ownRedis()
         const context = yield* serviceOn(redis)
-        const tenant = freshTenant()
         yield* Effect.gen(function*() {
+          const tenant = yield* freshTenant()
           yield* Effect.promise(() => redis.stop())
           const read = yield* snapshot(tenant, "2025-12-31")
           assert.strictEqual(read.status, 200)
           assert.strictEqual(read.headers.get("x-cache"), "bypass")
           const health = yield* request("GET", "/health")
           assert.deepInclude(health.body, { status: "degraded" })
+          // A purge cannot fail open: a 503 that says the cache is unreachable, without the driver's message.
+          const purge = yield* request("DELETE", `/tenants/${tenant}/cache`)
+          assert.strictEqual(purge.status, 503)
+          assert.strictEqual(purge.body._tag, "CacheUnavailable")
+          assert.strictEqual(purge.body.message, "the cache store could not be reached; try again later")
           // The entry is stored; the invalidation is owed (nothing to invalidate in a dead Redis, but it cannot tell).
           const stored = yield* post(tenant, { account: "cash", amount: "7", postedOn: "2025-01-01" })
           assert.strictEqual(stored.status, 503)
