@@ -7,6 +7,7 @@ import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Fiber from "effect/Fiber"
+import type * as ConfigError from "effect/ConfigError"
 import type * as Layer from "effect/Layer"
 import type * as Scope from "effect/Scope"
 import * as Metric from "effect/Metric"
@@ -20,7 +21,8 @@ export interface Backend {
   readonly name: string
   /** A fresh, isolated cache (its own prefix on a shared Redis; its own store in memory). */
   readonly layer: (options: { readonly prefix: string; readonly strict?: boolean }) => Layer.Layer<
-    ResponseCache.ResponseCache
+    ResponseCache.ResponseCache,
+    ConfigError.ConfigError
   >
   /** Redis time is Redis's own: those tests run on the live clock. The memory layer runs under TestClock. */
   readonly live: boolean

@@ -4,6 +4,7 @@
  * would.
  */
 import * as Effect from "effect/Effect"
+import type * as ConfigError from "effect/ConfigError"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Tracer from "effect/Tracer"
@@ -41,7 +42,7 @@ const countingTracer = (counter: { spans: number }) =>
     }))))
 
 interface Options {
-  readonly layer: (env: Env) => Layer.Layer<ResponseCacheTag>
+  readonly layer: (env: Env) => Layer.Layer<ResponseCacheTag, ConfigError.ConfigError>
   /** Extra runtime services (tracer settings) beside the cache. */
   readonly runtimeLayer?: Layer.Layer<never> | undefined
   readonly lockMs?: number | undefined
