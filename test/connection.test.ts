@@ -11,18 +11,21 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
 import { fileURLToPath } from "node:url"
-import { CacheStore, ResponseCache } from "../src/index.js"
 import * as RedisStore from "../src/CacheStore/Redis.js"
+import { CacheStore, ResponseCache } from "../src/index.js"
 import { probe, uniqueName } from "./conformance.js"
 import { startRedisCluster } from "./support/redisCluster.js"
-import { type RedisServer, startRedisServer } from "./support/redisServer.js"
 import { startRedisSentinel } from "./support/redisSentinel.js"
+import { type RedisServer, startRedisServer } from "./support/redisServer.js"
 import { makeCertificates, type TestCertificates } from "./support/tls.js"
 
 const url = inject("redisUrl")
 
 /** The layer's construction error: a ConfigError, InvalidData at `path`, with a message naming the setting. */
-const expectInvalid = (layer: Layer.Layer<ResponseCache.ResponseCache, ConfigError.ConfigError>, path: ReadonlyArray<string>) =>
+const expectInvalid = (
+  layer: Layer.Layer<ResponseCache.ResponseCache, ConfigError.ConfigError>,
+  path: ReadonlyArray<string>
+) =>
   Effect.gen(function*() {
     const error = yield* Effect.flip(Effect.provide(ResponseCache.ResponseCache, layer))
     assert.strictEqual(error._tag, "ConfigError")
@@ -92,8 +95,11 @@ describe("unusable settings fail the layer's construction with a typed error nam
         url: Config.redacted("REDIS_URL"),
         tls: { ca: Config.string("REDIS_CA_FILE") }
       })
-      const provide = (entries: Array<[string, string]>) => Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
-      yield* expectInvalid(layer, ["url"]).pipe(provide([["REDIS_URL", "not a url"], ["REDIS_CA_FILE", fileURLToPath(import.meta.url)]]))
+      const provide = (entries: Array<[string, string]>) =>
+        Effect.withConfigProvider(ConfigProvider.fromMap(new Map(entries)))
+      yield* expectInvalid(layer, ["url"]).pipe(
+        provide([["REDIS_URL", "not a url"], ["REDIS_CA_FILE", fileURLToPath(import.meta.url)]])
+      )
       const file = yield* expectInvalid(layer, ["tls", "ca"]).pipe(
         provide([["REDIS_URL", url], ["REDIS_CA_FILE", "/nonexistent/ca.pem"]])
       )
@@ -124,15 +130,23 @@ describe("TLS", () => {
         url: Config.string("REDIS_URL"),
         tls: { ca: Config.string("REDIS_CA_FILE") }
       })
-      const provider = ConfigProvider.fromMap(new Map([["REDIS_URL", server.url], ["REDIS_CA_FILE", certificates.files.ca]]))
+      const provider = ConfigProvider.fromMap(
+        new Map([["REDIS_URL", server.url], ["REDIS_CA_FILE", certificates.files.ca]])
+      )
       assert.deepStrictEqual(yield* missThenHit(fromConfig).pipe(Effect.withConfigProvider(provider)), ["miss", "hit"])
     }))
 
   it.live("mTLS: without a client certificate every call fails; with one the cache works", () =>
     Effect.gen(function*() {
       const { cacheable } = probe()
-      const without = ResponseCache.layerRedis({ url: mutual.url, strict: true, redis: { tls: { ca: certificates.ca } } })
-      const failed = yield* Effect.flip(ResponseCache.getOrResolve(cacheable, { tenant: "a", n: 1 }).pipe(Effect.provide(without)))
+      const without = ResponseCache.layerRedis({
+        url: mutual.url,
+        strict: true,
+        redis: { tls: { ca: certificates.ca } }
+      })
+      const failed = yield* Effect.flip(
+        ResponseCache.getOrResolve(cacheable, { tenant: "a", n: 1 }).pipe(Effect.provide(without))
+      )
       assert.strictEqual(failed._tag, "RedisError")
       const withCert = ResponseCache.layerRedisConfig({
         url: Config.string("REDIS_URL"),
@@ -149,82 +163,96 @@ describe("TLS", () => {
       assert.deepStrictEqual(yield* missThenHit(withCert).pipe(Effect.withConfigProvider(provider)), ["miss", "hit"])
     }))
 
-  it.live("a TLS cluster (tls-cluster yes): rediss:// nodes are connected over TLS, discovered ones too", () =>
-    Effect.gen(function*() {
-      const cluster = yield* Effect.acquireRelease(
-        Effect.promise(() => startRedisCluster({ tls: certificates })),
-        (cluster) => Effect.promise(() => cluster.stop())
-      )
-      // One startup node: the other five are discovered from CLUSTER SLOTS, and reached over TLS as well.
-      const layer = ResponseCache.layerRedisCluster({ nodes: [cluster.nodes[0]!], redis: { tls: { ca: certificates.ca } } })
-      const { cacheable, state } = probe()
-      const results = yield* Effect.gen(function*() {
-        const outcomes: Array<string> = []
-        // Ten namespaces: they spread over the three primaries.
-        for (let i = 0; i < 10; i++) {
-          outcomes.push((yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: `t${i}`, n: 1 })).outcome)
-          outcomes.push((yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: `t${i}`, n: 1 })).outcome)
-        }
-        const purged = yield* ResponseCache.purgeNamespace("tenant:t0:v1")
-        return { outcomes, purged }
-      }).pipe(Effect.provide(layer))
-      assert.deepStrictEqual(results.outcomes, Array.from({ length: 10 }, () => ["miss", "hit"]).flat())
-      assert.strictEqual(results.purged, 1)
-      assert.strictEqual(state.runs, 10)
-    }).pipe(Effect.scoped), 60_000)
+  it.live(
+    "a TLS cluster (tls-cluster yes): rediss:// nodes are connected over TLS, discovered ones too",
+    () =>
+      Effect.gen(function*() {
+        const cluster = yield* Effect.acquireRelease(
+          Effect.promise(() => startRedisCluster({ tls: certificates })),
+          (cluster) => Effect.promise(() => cluster.stop())
+        )
+        // One startup node: the other five are discovered from CLUSTER SLOTS, and reached over TLS as well.
+        const layer = ResponseCache.layerRedisCluster({
+          nodes: [cluster.nodes[0]!],
+          redis: { tls: { ca: certificates.ca } }
+        })
+        const { cacheable, state } = probe()
+        const results = yield* Effect.gen(function*() {
+          const outcomes: Array<string> = []
+          // Ten namespaces: they spread over the three primaries.
+          for (let i = 0; i < 10; i++) {
+            outcomes.push((yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: `t${i}`, n: 1 })).outcome)
+            outcomes.push((yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: `t${i}`, n: 1 })).outcome)
+          }
+          const purged = yield* ResponseCache.purgeNamespace("tenant:t0:v1")
+          return { outcomes, purged }
+        }).pipe(Effect.provide(layer))
+        assert.deepStrictEqual(results.outcomes, Array.from({ length: 10 }, () => ["miss", "hit"]).flat())
+        assert.strictEqual(results.purged, 1)
+        assert.strictEqual(state.runs, 10)
+      }).pipe(Effect.scoped),
+    60_000
+  )
 })
 
 describe("Sentinel", () => {
-  it.live("miss → hit, invalidate, purge; the primary SIGKILLed under load: calls stay bounded, caching resumes on the promoted replica", () =>
-    Effect.gen(function*() {
-      const sentinel = yield* Effect.acquireRelease(
-        Effect.promise(() => startRedisSentinel()),
-        (sentinel) => Effect.promise(() => sentinel.stop())
-      )
-      const context = yield* Layer.build(ResponseCache.layerRedis({
-        commandTimeout: 200,
-        circuitBreaker: { failures: 3, cooldown: 100 },
-        redis: { sentinels: [...sentinel.sentinels], name: sentinel.name }
-      }))
-      const { cacheable, state } = probe()
-      const call = (tenant: string, n: number) =>
-        ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n }).pipe(
-          Effect.provide(context),
-          // The boundedness check: a generous bound, not a speed test.
-          Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error(`unbounded call ${tenant}/${n}`) })
+  it.live(
+    "miss → hit, invalidate, purge; the primary SIGKILLed under load: calls stay bounded, caching resumes on the promoted replica",
+    () =>
+      Effect.gen(function*() {
+        const sentinel = yield* Effect.acquireRelease(
+          Effect.promise(() => startRedisSentinel()),
+          (sentinel) => Effect.promise(() => sentinel.stop())
         )
-      const outcome = (tenant: string, n: number) => Effect.map(call(tenant, n), (r) => r.outcome)
-      const inContext = <A, E>(effect: Effect.Effect<A, E, ResponseCache.ResponseCache>) => Effect.provide(effect, context)
+        const context = yield* Layer.build(ResponseCache.layerRedis({
+          commandTimeout: 200,
+          circuitBreaker: { failures: 3, cooldown: 100 },
+          redis: { sentinels: [...sentinel.sentinels], name: sentinel.name }
+        }))
+        const { cacheable, state } = probe()
+        const call = (tenant: string, n: number) =>
+          ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n }).pipe(
+            Effect.provide(context),
+            // The boundedness check: a generous bound, not a speed test.
+            Effect.timeoutFail({ duration: "3 seconds", onTimeout: () => new Error(`unbounded call ${tenant}/${n}`) })
+          )
+        const outcome = (tenant: string, n: number) => Effect.map(call(tenant, n), (r) => r.outcome)
+        const inContext = <A, E>(effect: Effect.Effect<A, E, ResponseCache.ResponseCache>) =>
+          Effect.provide(effect, context)
 
-      assert.deepStrictEqual([yield* outcome("a", 1), yield* outcome("a", 1)], ["miss", "hit"])
-      yield* inContext(ResponseCache.invalidateNamespace("tenant:a:v1"))
-      assert.deepStrictEqual([yield* outcome("a", 1), yield* outcome("a", 1)], ["miss", "hit"])
-      assert.strictEqual(yield* inContext(ResponseCache.purgeNamespace("tenant:a:v1")), 1)
-      assert.strictEqual(yield* outcome("a", 1), "miss")
+        assert.deepStrictEqual([yield* outcome("a", 1), yield* outcome("a", 1)], ["miss", "hit"])
+        yield* inContext(ResponseCache.invalidateNamespace("tenant:a:v1"))
+        assert.deepStrictEqual([yield* outcome("a", 1), yield* outcome("a", 1)], ["miss", "hit"])
+        assert.strictEqual(yield* inContext(ResponseCache.purgeNamespace("tenant:a:v1")), 1)
+        assert.strictEqual(yield* outcome("a", 1), "miss")
 
-      // Load on 20 keys while the primary dies: every call answers within its bound (from the resolver meanwhile).
-      const primary = yield* Effect.promise(() => sentinel.primary())
-      const load = Effect.forEach(Array.from({ length: 400 }, (_, i) => i), (i) => outcome("b", i % 20), {
-        concurrency: 10
-      })
-      const killed = Effect.sleep("50 millis").pipe(Effect.zipRight(Effect.sync(() => primary.process.kill("SIGKILL"))))
-      const [outcomes] = yield* Effect.all([load, killed], { concurrency: "unbounded" })
-      assert.strictEqual(outcomes.length, 400)
-      assert.isTrue(outcomes.includes("bypass"), "the kill was seen by the load")
-      const promoted = yield* Effect.promise(() => sentinel.waitForFailover(primary))
-      assert.notStrictEqual(promoted, primary)
+        // Load on 20 keys while the primary dies: every call answers within its bound (from the resolver meanwhile).
+        const primary = yield* Effect.promise(() => sentinel.primary())
+        const load = Effect.forEach(Array.from({ length: 400 }, (_, i) => i), (i) => outcome("b", i % 20), {
+          concurrency: 10
+        })
+        const killed = Effect.sleep("50 millis").pipe(
+          Effect.zipRight(Effect.sync(() => primary.process.kill("SIGKILL")))
+        )
+        const [outcomes] = yield* Effect.all([load, killed], { concurrency: "unbounded" })
+        assert.strictEqual(outcomes.length, 400)
+        assert.isTrue(outcomes.includes("bypass"), "the kill was seen by the load")
+        const promoted = yield* Effect.promise(() => sentinel.waitForFailover(primary))
+        assert.notStrictEqual(promoted, primary)
 
-      // Caching resumes on the promoted replica without rebuilding the layer: a fresh key misses, then hits.
-      const deadline = Date.now() + 15_000
-      let resumed: Array<string> = []
-      for (let n = 0; Date.now() < deadline; n++) {
-        resumed = [yield* outcome("c", n), yield* outcome("c", n)]
-        if (resumed[0] === "miss" && resumed[1] === "hit") break
-        yield* Effect.sleep("50 millis")
-      }
-      assert.deepStrictEqual(resumed, ["miss", "hit"])
-      assert.isAbove(state.runs, 3)
-    }).pipe(Effect.scoped), 60_000)
+        // Caching resumes on the promoted replica without rebuilding the layer: a fresh key misses, then hits.
+        const deadline = Date.now() + 15_000
+        let resumed: Array<string> = []
+        for (let n = 0; Date.now() < deadline; n++) {
+          resumed = [yield* outcome("c", n), yield* outcome("c", n)]
+          if (resumed[0] === "miss" && resumed[1] === "hit") break
+          yield* Effect.sleep("50 millis")
+        }
+        assert.deepStrictEqual(resumed, ["miss", "hit"])
+        assert.isAbove(state.runs, 3)
+      }).pipe(Effect.scoped),
+    60_000
+  )
 })
 
 // Keeps the imports of the store's own layers honest: its Config layer takes the same settings.

@@ -18,7 +18,10 @@ import type { Cluster, ClusterOptions, Redis, RedisOptions as IORedisOptions } f
 export type RedisOptions = Omit<IORedisOptions, "replyMapping">
 
 /** Fails with `ConfigError.InvalidData` at `path`; the message names the setting too, for logs that drop paths. */
-export const invalid = (path: ReadonlyArray<string | number>, message: string): Effect.Effect<never, ConfigError.ConfigError> =>
+export const invalid = (
+  path: ReadonlyArray<string | number>,
+  message: string
+): Effect.Effect<never, ConfigError.ConfigError> =>
   Effect.fail(ConfigError.InvalidData(path.map(String), `${path.join(".")}: ${message}`))
 
 /** `commandTimeout` in whole milliseconds; default 500. Not a positive, finite duration: InvalidData. */
@@ -31,7 +34,10 @@ export const commandTimeoutMs = (
     const ms = Duration.toMillis(decoded)
     return Number.isFinite(ms) && ms > 0
       ? Effect.succeed(Math.ceil(ms))
-      : invalid(["commandTimeout"], `${ms} ms is not usable: use a finite duration above 0 (every Redis call is bounded by it)`)
+      : invalid(
+        ["commandTimeout"],
+        `${ms} ms is not usable: use a finite duration above 0 (every Redis call is bounded by it)`
+      )
   })
 
 const decodeDuration = (input: Duration.DurationInput): Duration.Duration | undefined => {
@@ -47,13 +53,14 @@ const decodeDuration = (input: Duration.DurationInput): Duration.Duration | unde
  * (no offline queue that holds them until Redis returns) and after `commandTimeout` when Redis hangs; the client
  * reconnects in the background by itself.
  */
-export const clientOptions = (commandTimeout: number) => ({
-  commandTimeout,
-  enableOfflineQueue: false,
-  maxRetriesPerRequest: 0,
-  autoResendUnfulfilledCommands: false,
-  retryStrategy: (attempt: number) => Math.min(25 * 2 ** attempt, 1000)
-}) satisfies RedisOptions
+export const clientOptions = (commandTimeout: number) =>
+  ({
+    commandTimeout,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    autoResendUnfulfilledCommands: false,
+    retryStrategy: (attempt: number) => Math.min(25 * 2 ** attempt, 1000)
+  }) satisfies RedisOptions
 
 /** ioredis settings the cache's guarantees rest on: an application cannot set them (`commandTimeout` is ours). */
 const librarySettings: Record<string, string> = {
@@ -119,7 +126,9 @@ export const checkRedisOptions = (
   Effect.suspend(() => {
     if (options === undefined) return Effect.succeed({})
     for (const [key, why] of Object.entries(librarySettings)) {
-      if ((options as Record<string, unknown>)[key] !== undefined) return invalid([...path, key], `is the cache's own: ${why}`)
+      if ((options as Record<string, unknown>)[key] !== undefined) {
+        return invalid([...path, key], `is the cache's own: ${why}`)
+      }
     }
     const db = options.db
     if (db !== undefined && (!Number.isSafeInteger(db) || db < 0)) {
@@ -171,7 +180,9 @@ export const checkClusterOptions = (
   Effect.suspend(() => {
     if (options === undefined) return Effect.succeed({})
     for (const [key, why] of Object.entries(libraryClusterSettings)) {
-      if ((options as Record<string, unknown>)[key] !== undefined) return invalid(["cluster", key], `is the cache's own: ${why}`)
+      if ((options as Record<string, unknown>)[key] !== undefined) {
+        return invalid(["cluster", key], `is the cache's own: ${why}`)
+      }
     }
     if (options.scaleReads !== undefined && options.scaleReads !== "master") {
       return invalid(
@@ -196,11 +207,15 @@ export const clusterNodes = (
   Effect.gen(function*() {
     if (options.nodes.length === 0) return yield* invalid(["nodes"], "name at least one node of the cluster")
     const own = yield* checkRedisOptions(options.redis, ["redis"])
-    if (own.db !== undefined && own.db !== 0) return yield* invalid(["redis", "db"], "a Redis Cluster has database 0 only")
+    if (own.db !== undefined && own.db !== 0) {
+      return yield* invalid(["redis", "db"], "a Redis Cluster has database 0 only")
+    }
     const parsed = yield* Effect.forEach(options.nodes, (node, i) => parseUrl(node, ["nodes", i]))
     const first = parsed[0]!
     for (const [i, node] of parsed.entries()) {
-      if (node.db !== undefined && node.db !== 0) return yield* invalid(["nodes", i], "a Redis Cluster has database 0 only")
+      if (node.db !== undefined && node.db !== 0) {
+        return yield* invalid(["nodes", i], "a Redis Cluster has database 0 only")
+      }
     }
     const credentials = {
       ...(first.username === undefined ? {} : { username: first.username }),
@@ -211,7 +226,9 @@ export const clusterNodes = (
       redisOptions: {
         connectTimeout: Math.max(1000, commandTimeout),
         ...credentials,
-        ...(parsed.some((node) => node.tls !== undefined) ? { tls: {} } : {}),
+        ...(parsed.some((node) => node.tls !== undefined)
+          ? { tls: {} }
+          : {}),
         ...own,
         ...clientOptions(commandTimeout)
       }

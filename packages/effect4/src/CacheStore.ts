@@ -1,0 +1,86 @@
+/**
+ * The store interface a backend implements: a handful of atomic operations over generations and entries. The
+ * caching logic (single flight, serde, spans, metrics, fail-open) lives above it, once, in `ResponseCache.layer`,
+ * so every backend behaves the same.
+ *
+ * Generations make invalidation O(1) and race-free: every entry is stored with the generation it was written
+ * under, a read returns it only if that generation is still the namespace's current one, and a write lands only if
+ * the generation it read before resolving is still current. Generation tokens are unique strings, never counters,
+ * so a generation that is lost (evicted, expired, a restart) is replaced by one that no stored entry carries.
+ *
+ * @since 0.1.0
+ */
+import type { Envelope } from "@ledgerlink/response-cache-wire"
+import * as Context from "effect/Context"
+import type * as Effect from "effect/Effect"
+import type * as Scope from "effect/Scope"
+import type * as Stream from "effect/Stream"
+import type { RedisError } from "./CacheError.js"
+import type { CacheKey, NamespaceKeys } from "./CacheKey.js"
+
+/**
+ * An entry that belongs to its namespace's current generation.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type StoredEntry = Envelope.StoredEntry
+
+/**
+ * @since 0.1.0
+ * @category models
+ */
+export type Lookup = Envelope.Lookup
+
+/**
+ * The store under a `ResponseCache`: `CacheStore/Memory` in process, `CacheStore/Redis` over Effect's `Redis`
+ * service.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class CacheStore extends Context.Service<CacheStore, {
+  /**
+   * Reads the namespace's generation and the entry, if the entry carries that generation, in one atomic step.
+   * With `create`, a namespace that has no generation gets `create.token`, kept for `create.ttlMs`. The time left
+   * is read for entries with grace; `withGrace` says the caller expects them (so the store may read it at once).
+   */
+  readonly lookup: (
+    key: CacheKey,
+    create: { readonly token: string; readonly ttlMs: number } | undefined,
+    withGrace?: boolean
+  ) => Effect.Effect<Lookup, RedisError>
+  /**
+   * Stores `payload` for `ttlMs` (fresh time + `graceMs`) as one atomic step: only if the namespace's generation
+   * is still `expected` (returns false otherwise), or, with `expected` undefined, under whatever generation is
+   * current (`token` when there is none). The generation is kept at least as long as the entry.
+   */
+  readonly write: (
+    key: CacheKey,
+    write: {
+      readonly expected: string | undefined
+      readonly token: string
+      readonly payload: string
+      readonly graceMs: number
+      readonly ttlMs: number
+    }
+  ) => Effect.Effect<boolean, RedisError>
+  /** Removes one entry. */
+  readonly remove: (key: CacheKey) => Effect.Effect<void, RedisError>
+  /** Replaces the namespace's generation with `token`, if it has one; without one, nothing can be read anyway. */
+  readonly renewGeneration: (namespace: NamespaceKeys, token: string) => Effect.Effect<void, RedisError>
+  /** Pages through the namespace's entries, removing those its current generation does not count. */
+  readonly sweep: (namespace: NamespaceKeys) => Stream.Stream<number, RedisError>
+  /**
+   * Takes the entry's cross-process resolve lock for `ttlMs` (SET NX PX); false when another holds it. A store
+   * without other processes always grants it.
+   */
+  readonly acquireLock: (key: CacheKey, token: string, ttlMs: number) => Effect.Effect<boolean, RedisError>
+  /** Releases the lock if `token` still holds it, and wakes the processes waiting on the entry. */
+  readonly releaseLock: (key: CacheKey, token: string) => Effect.Effect<void, RedisError>
+  /**
+   * Listens for the entry's lock being released (its value landed, or its resolve gave up) for the scope; the
+   * effect returned completes at the next release after the previous one it reported.
+   */
+  readonly listenForRelease: (key: CacheKey) => Effect.Effect<Effect.Effect<void>, RedisError, Scope.Scope>
+}>()("@ledgerlink/response-cache-effect4/CacheStore") {}

@@ -1,0 +1,67 @@
+/**
+ * The Effect 4 side of the cross-package interop test: one process on `@ledgerlink/response-cache-effect4`, over
+ * `NodeRedis.layer` (Effect's own Redis service), serving the commands of `test/support/interopWorker.ts` at the
+ * repository root (its Effect 3 twin) for the same cacheable.
+ */
+import { NodeRedis } from "@effect/platform-node"
+import * as Effect from "effect/Effect"
+import * as Layer from "effect/Layer"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Schema from "effect/Schema"
+import { Redis } from "ioredis"
+import { createInterface } from "node:readline"
+import { Cacheable, CachePolicy, ResponseCache } from "../../src/index.js"
+
+const [url, prefix] = process.argv.slice(2) as [string, string]
+const counter = new Redis(url)
+
+const balance = Cacheable.make({
+  name: "interop.balance.v1",
+  query: Schema.Struct({ tenant: Schema.String, n: Schema.Number }),
+  response: Schema.Struct({ by: Schema.String, n: Schema.Number }),
+  namespace: (query) => `tenant:${query.tenant}:v1`,
+  policy: CachePolicy.make({ ttl: "1 minute", lock: "5 seconds" }),
+  resolve: (query) =>
+    Effect.promise(() => counter.incr(`${prefix}:resolves:${query.tenant}`)).pipe(
+      Effect.andThen(Effect.sleep("200 millis")),
+      Effect.as({ by: "effect4", n: query.n })
+    )
+})
+
+interface Command {
+  readonly id: number
+  readonly op: "get" | "invalidate" | "stampede"
+  readonly tenant: string
+  readonly n: number
+  readonly callers?: number
+}
+
+const run = (command: Command): Effect.Effect<unknown, unknown, ResponseCache.ResponseCache> => {
+  const lookup = Effect.map(
+    ResponseCache.getOrResolveWithOutcome(balance, { tenant: command.tenant, n: command.n }),
+    ({ outcome, value }) => ({ by: value.by, outcome })
+  )
+  switch (command.op) {
+    case "get":
+      return lookup
+    case "invalidate":
+      return ResponseCache.invalidateNamespace(`tenant:${command.tenant}:v1`)
+    case "stampede":
+      return Effect.all(Array.from({ length: command.callers ?? 1 }, () => lookup), { concurrency: "unbounded" })
+  }
+}
+
+const runtime = ManagedRuntime.make(
+  ResponseCache.layerRedis({ prefix, commandTimeout: 2000 }).pipe(Layer.provide(Layer.orDie(NodeRedis.layer({ url }))))
+)
+await runtime.runPromise(ResponseCache.ResponseCache.useSync(() => undefined))
+process.stdout.write("ready\n")
+for await (const line of createInterface({ input: process.stdin })) {
+  const command = JSON.parse(line) as Command
+  runtime.runPromise(run(command)).then(
+    (result) => process.stdout.write(JSON.stringify({ id: command.id, result }) + "\n"),
+    (error) => process.stdout.write(JSON.stringify({ id: command.id, error: String(error) }) + "\n")
+  )
+}
+await runtime.dispose()
+counter.disconnect()

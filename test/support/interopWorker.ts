@@ -1,0 +1,64 @@
+/**
+ * The Effect 3 side of the cross-package interop test (`packages/effect4/test/interop.test.ts`): one process on
+ * `@ledgerlink/response-cache` serving commands, one JSON line each on stdin, answered on stdout. Its twin on the
+ * Effect 4 package is `packages/effect4/test/support/interopWorker.ts`; both describe the same cacheable.
+ */
+import * as Effect from "effect/Effect"
+import * as ManagedRuntime from "effect/ManagedRuntime"
+import * as Schema from "effect/Schema"
+import { Redis } from "ioredis"
+import { createInterface } from "node:readline"
+import { Cacheable, CachePolicy, ResponseCache } from "../../src/index.js"
+
+const [url, prefix] = process.argv.slice(2) as [string, string]
+const counter = new Redis(url)
+
+const balance = Cacheable.make({
+  name: "interop.balance.v1",
+  query: Schema.Struct({ tenant: Schema.String, n: Schema.Number }),
+  response: Schema.Struct({ by: Schema.String, n: Schema.Number }),
+  namespace: (query) => `tenant:${query.tenant}:v1`,
+  policy: CachePolicy.make({ ttl: "1 minute", lock: "5 seconds" }),
+  // Counts its runs in Redis, so the test can add them up over both processes; slow enough to stampede.
+  resolve: (query) =>
+    Effect.promise(() => counter.incr(`${prefix}:resolves:${query.tenant}`)).pipe(
+      Effect.zipRight(Effect.sleep("200 millis")),
+      Effect.as({ by: "effect3", n: query.n })
+    )
+})
+
+interface Command {
+  readonly id: number
+  readonly op: "get" | "invalidate" | "stampede"
+  readonly tenant: string
+  readonly n: number
+  readonly callers?: number
+}
+
+const run = (command: Command): Effect.Effect<unknown, unknown, ResponseCache.ResponseCache> => {
+  const lookup = Effect.map(
+    ResponseCache.getOrResolveWithOutcome(balance, { tenant: command.tenant, n: command.n }),
+    ({ outcome, value }) => ({ by: value.by, outcome })
+  )
+  switch (command.op) {
+    case "get":
+      return lookup
+    case "invalidate":
+      return ResponseCache.invalidateNamespace(`tenant:${command.tenant}:v1`)
+    case "stampede":
+      return Effect.all(Array.from({ length: command.callers ?? 1 }, () => lookup), { concurrency: "unbounded" })
+  }
+}
+
+const runtime = ManagedRuntime.make(ResponseCache.layerRedis({ url, prefix, commandTimeout: 2000 }))
+await runtime.runPromise(ResponseCache.ResponseCache)
+process.stdout.write("ready\n")
+for await (const line of createInterface({ input: process.stdin })) {
+  const command = JSON.parse(line) as Command
+  runtime.runPromise(run(command)).then(
+    (result) => process.stdout.write(JSON.stringify({ id: command.id, result }) + "\n"),
+    (error) => process.stdout.write(JSON.stringify({ id: command.id, error: String(error) }) + "\n")
+  )
+}
+await runtime.dispose()
+counter.disconnect()
