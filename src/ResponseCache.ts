@@ -185,6 +185,12 @@ export interface Options {
   readonly prefix?: string | undefined
   /** Surface store failures and corrupt entries from `getOrResolve` instead of answering from the resolver. */
   readonly strict?: boolean | undefined
+  /**
+   * Responses whose JSON is larger than this many bytes (UTF-8) are returned but not stored (outcome `miss`, the
+   * counter `response_cache_oversize_total`, a warning at most once a minute per cacheable). Default 1 MiB;
+   * `Infinity` stores everything.
+   */
+  readonly maxEntryBytes?: number | undefined
 }
 
 /**
@@ -199,7 +205,13 @@ export const layer = (options: Options = {}): Layer.Layer<ResponseCache, never, 
     ResponseCache,
     Effect.gen(function*() {
       const prefix = yield* CacheKey.validPrefix(options.prefix ?? "rc")
-      return yield* internal.make(yield* CacheStore, { prefix, strict: options.strict ?? false })
+      const maxEntryBytes = options.maxEntryBytes ?? 1024 * 1024
+      if (!(maxEntryBytes === Infinity || (Number.isSafeInteger(maxEntryBytes) && maxEntryBytes >= 1))) {
+        return yield* Effect.dieMessage(
+          `Invalid maxEntryBytes ${maxEntryBytes}: use a whole number of bytes, at least 1, or Infinity`
+        )
+      }
+      return yield* internal.make(yield* CacheStore, { prefix, strict: options.strict ?? false, maxEntryBytes })
     })
   )
 
