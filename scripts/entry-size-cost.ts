@@ -16,7 +16,10 @@ const count = Number(values.count)
 
 const Row = Schema.Struct({ id: Schema.Number, account: Schema.String, amount: Schema.Number, memo: Schema.String })
 // ~1 MiB of JSON: 10,500 rows of ~100 bytes.
-const rows = Array.from({ length: 10_500 }, (_, id) => ({ id, account: `acct-${id % 977}`, amount: id * 1.5, memo: "m".repeat(40) }))
+const rows = Array.from(
+  { length: 10_500 },
+  (_, id) => ({ id, account: `acct-${id % 977}`, amount: id * 1.5, memo: "m".repeat(40) })
+)
 
 const main = async () => {
   const server = await startRedisServer()
@@ -31,8 +34,17 @@ const main = async () => {
         resolve: () => Effect.succeed(rows)
       })
       const build = () =>
-        Effect.map(Layer.build(ResponseCache.layerRedis({ url: server.url, prefix: "big", maxEntryBytes: 2 * 1024 * 1024, commandTimeout: 5000 })),
-          (context) => Context.get(context, ResponseCache.ResponseCache))
+        Effect.map(
+          Layer.build(
+            ResponseCache.layerRedis({
+              url: server.url,
+              prefix: "big",
+              maxEntryBytes: 2 * 1024 * 1024,
+              commandTimeout: 5000
+            })
+          ),
+          (context) => Context.get(context, ResponseCache.ResponseCache)
+        )
       const time = (effect: Effect.Effect<unknown, unknown>) =>
         Effect.gen(function*() {
           const start = performance.now()
@@ -52,8 +64,14 @@ const main = async () => {
         memoHits.push(yield* time(reader.getOrResolve(cacheable, { n: i })))
       }
       const bytes = Buffer.byteLength(JSON.stringify(rows))
-      console.log(`entry ${(bytes / 1024 / 1024).toFixed(2)} MiB; median of ${count}: miss (resolve, encode, store) ${median(misses)} ms, ` +
-        `first hit of a process (read, parse, decode) ${median(firstHits)} ms, later hit (read, memo) ${median(memoHits)} ms`)
+      console.log(
+        `entry ${(bytes / 1024 / 1024).toFixed(2)} MiB; median of ${count}: miss (resolve, encode, store) ${
+          median(misses)
+        } ms, ` +
+          `first hit of a process (read, parse, decode) ${median(firstHits)} ms, later hit (read, memo) ${
+            median(memoHits)
+          } ms`
+      )
     }))
     await Effect.runPromise(program)
   } finally {

@@ -19,7 +19,9 @@ import { uniqueName } from "./conformance.js"
 
 const url = inject("redisUrl")
 
-const layers: ReadonlyArray<[string, (options: ResponseCache.MemoryOptions) => Layer.Layer<ResponseCache.ResponseCache>]> = [
+const layers: ReadonlyArray<
+  [string, (options: ResponseCache.MemoryOptions) => Layer.Layer<ResponseCache.ResponseCache>]
+> = [
   ["memory", (options) => ResponseCache.layerMemory(options)],
   ["redis", (options) => ResponseCache.layerRedis({ url, ...options })]
 ]
@@ -49,8 +51,11 @@ for (const [name, layerOf] of layers) {
         })
         const cache = yield* build(layerOf({ prefix: uniqueName("size"), maxEntryBytes: 1000 }))
         const outcomes = (n: number) =>
-          Effect.forEach([1, 2, 3], () =>
-            Effect.map(cache.getOrResolveWithOutcome(cacheable, { n }), (r) => [r.outcome, r.value.length] as const))
+          Effect.forEach(
+            [1, 2, 3],
+            () =>
+              Effect.map(cache.getOrResolveWithOutcome(cacheable, { n }), (r) => [r.outcome, r.value.length] as const)
+          )
         // 998 + 2 bytes: stored.
         assert.deepStrictEqual(yield* outcomes(9.98), [["miss", 499], ["hit", 499], ["hit", 499]])
         // 1,000 + 2 bytes: never stored, resolved every time, its value returned.
@@ -132,7 +137,10 @@ describe("entries (redis): what stands under an entry key", () => {
       const got = yield* Effect.either(strict.get(cacheable, { n: 1 }))
       assert.isTrue(Either.isLeft(got) && got.left._tag === "SerdeError")
       // Lenient: a miss, and the resolve overwrites it.
-      assert.deepStrictEqual(yield* lenient.getOrResolveWithOutcome(cacheable, { n: 1 }), { value: 12, outcome: "miss" })
+      assert.deepStrictEqual(yield* lenient.getOrResolveWithOutcome(cacheable, { n: 1 }), {
+        value: 12,
+        outcome: "miss"
+      })
       assert.deepStrictEqual(yield* strict.getOrResolveWithOutcome(cacheable, { n: 1 }), { value: 12, outcome: "hit" })
 
       // An entry of another generation is no corruption: a plain miss, strict or not.

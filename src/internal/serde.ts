@@ -26,7 +26,10 @@ const encoderFor = memoBySchema((schema) => Schema.encodeEither(schema))
 const decoderFor = memoBySchema((schema) => Schema.decodeUnknownEither(schema))
 
 /** The response's JSON text, or `SerdeError` when it does not encode (or has no JSON form, e.g. a bigint). */
-export const encodeResponse = <A>(schema: Schema.Schema<A, any, never>, value: A): Either.Either<string, SerdeError> => {
+export const encodeResponse = <A>(
+  schema: Schema.Schema<A, any, never>,
+  value: A
+): Either.Either<string, SerdeError> => {
   const encoded = encoderFor(schema)(value)
   if (Either.isLeft(encoded)) return Either.left(new SerdeError({ subject: "response", cause: encoded.left }))
   try {
@@ -99,7 +102,11 @@ export class DecodeMemo {
     this.currentChars += size
   }
 
-  decode<A>(schema: Schema.Schema<A, any, never>, key: CacheKey.CacheKey, payload: string): Either.Either<A, SerdeError> {
+  decode<A>(
+    schema: Schema.Schema<A, any, never>,
+    key: CacheKey.CacheKey,
+    payload: string
+  ): Either.Either<A, SerdeError> {
     let memo = this.current.get(key.entry)
     if (memo === undefined) {
       memo = this.previous.get(key.entry)
