@@ -13,7 +13,7 @@ import { Cacheable, CachePolicy, ResponseCache } from "../library.js"
 import type { Caller, Contender, Env, Instance } from "../Contender.js"
 import { callOnce } from "../Driver.js"
 import { Snapshot, snapshot, SnapshotQuery } from "../Origin.js"
-import { startRedisCluster } from "../../test/support/redisCluster.js"
+import { acquireCluster } from "./sharedCluster.js"
 
 const snapshots = (env: Env, lockMs: number) =>
   Cacheable.make({
@@ -162,14 +162,14 @@ export const ours: ReadonlyArray<Contender> = [
     only: ["hot", "miss", "stampede", "invalidation"],
     shared: false,
     start: async (env) => {
-      const cluster = await startRedisCluster({ nodeTimeoutMs: 5000 })
+      const { cluster, release } = await acquireCluster()
       try {
         const instance = await start(env, {
           layer: () => ResponseCache.layerRedisCluster({ nodes: cluster.nodes, prefix: env.prefix })
         })
-        return { ...instance, close: () => instance.close().finally(() => cluster.stop()) }
+        return { ...instance, close: () => instance.close().finally(release) }
       } catch (error) {
-        await cluster.stop()
+        await release()
         throw error
       }
     }
