@@ -56,7 +56,7 @@ const fakeStore = Effect.gen(function*() {
     lookup: () => Effect.as(op("lookup"), { generation: "g", entry: undefined }),
     write: () => Effect.as(op("write"), true),
     remove: () => op("unlink"),
-    renewGeneration: () => op("renew generation"),
+    dropGeneration: () => op("invalidateNamespace"),
     sweep: () => Stream.fromEffect(Effect.as(op("scan"), 0)),
     acquireLock: () => Effect.as(op("lock"), true),
     releaseLock: () => op("unlock"),
@@ -87,9 +87,7 @@ const setup = Effect.gen(function*() {
       return { exit, reached: fake.state.calls > before }
     })
   const lookup = call((store) => store.lookup(key, undefined))
-  const write = call((store) =>
-    store.write(key, { expected: "g", token: "t", payload: "1", graceMs: 0, ttlMs: 1000 })
-  )
+  const write = call((store) => store.write(key, { expected: "g", token: "t", payload: "1", graceMs: 0, ttlMs: 1000 }))
   return { fake, hang: fake.hang, key, namespace, lookup, write, call }
 })
 
@@ -118,7 +116,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("after `failures` failures in a row, calls fail at once without reaching the store", () =>
     Effect.gen(function*() {
-      const { fake, key, namespace, lookup, write, call } = yield* setup
+      const { call, fake, key, lookup, namespace, write } = yield* setup
       fake.state.behaviour = "fail"
       for (let i = 0; i < failures; i++) assert.isTrue(isStoreFailure((yield* lookup).exit))
       assert.strictEqual(fake.state.calls, failures)
@@ -128,11 +126,9 @@ describe("CircuitBreaker", () => {
         lookup,
         write,
         call((store) => store.remove(key)),
-        call((store) => store.renewGeneration(namespace, "t")),
         call((store) => store.acquireLock(key, "t", 10)),
         call((store) => store.releaseLock(key, "t")),
-        call((store) => Effect.scoped(store.listenForRelease(key))),
-        call((store) => Stream.runDrain(store.sweep(namespace)))
+        call((store) => Effect.scoped(store.listenForRelease(key)))
       ]
       for (const attempt of others) {
         const { exit, reached } = yield* attempt
@@ -141,6 +137,20 @@ describe("CircuitBreaker", () => {
         const error = Exit.isFailure(exit) && exit.cause._tag === "Fail" ? exit.cause.error : undefined
         assert.strictEqual(error?._tag, "RedisError")
       }
+      // Invalidations and sweeps always reach the store (a full Redis refuses reads yet accepts them), and leave
+      // the circuit open.
+      const callsBefore = fake.state.calls
+      for (
+        const attempt of [
+          call((store) => store.dropGeneration(namespace)),
+          call((store) => Stream.runDrain(store.sweep(namespace)))
+        ]
+      ) {
+        const { exit, reached } = yield* attempt
+        assert.isTrue(reached)
+        assert.isTrue(Exit.isSuccess(exit))
+      }
+      fake.state.calls = callsBefore
       // Still open one millisecond before the cool-down ends.
       yield* TestClock.adjust(cooldownMs - 1)
       assert.isFalse((yield* lookup).reached)
@@ -149,7 +159,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("after the cool-down exactly one probe reaches the store; the others fail at once meanwhile", () =>
     Effect.gen(function*() {
-      const { fake, lookup, hang } = yield* setup
+      const { fake, hang, lookup } = yield* setup
       fake.state.behaviour = "fail"
       for (let i = 0; i < failures; i++) yield* lookup
       yield* TestClock.adjust(cooldownMs)
@@ -167,7 +177,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("a failed probe re-opens for a whole cool-down; a successful one closes", () =>
     Effect.gen(function*() {
-      const { fake, lookup, hang } = yield* setup
+      const { fake, hang, lookup } = yield* setup
       fake.state.behaviour = "fail"
       for (let i = 0; i < failures; i++) yield* lookup
       yield* TestClock.adjust(cooldownMs)
@@ -200,7 +210,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("interrupting a call does not count as a failure, nor as a success", () =>
     Effect.gen(function*() {
-      const { fake, lookup, hang } = yield* setup
+      const { fake, hang, lookup } = yield* setup
       fake.state.behaviour = "fail"
       for (let i = 0; i < failures - 1; i++) yield* lookup
       const { entered } = yield* hang
@@ -218,7 +228,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("an interrupted probe neither re-opens the circuit nor leaves it stuck: the next call probes", () =>
     Effect.gen(function*() {
-      const { fake, lookup, hang } = yield* setup
+      const { fake, hang, lookup } = yield* setup
       fake.state.behaviour = "fail"
       for (let i = 0; i < failures; i++) yield* lookup
       yield* TestClock.adjust(cooldownMs)

@@ -4,14 +4,16 @@
 import type { Contender } from "../Contender.js"
 import { asyncCacheDedupe } from "./asyncCacheDedupe.js"
 import { bentocache } from "./bentocache.js"
-import { cachified } from "./cachified.js"
 import { cacheManager } from "./cacheManager.js"
+import { cachified } from "./cachified.js"
+import { effect4 } from "./effect4.js"
 import { ours } from "./ours.js"
 import { raw } from "./raw.js"
 
 export const contenders: ReadonlyArray<Contender> = [
   ...raw,
   ...ours,
+  ...effect4,
   ...bentocache,
   ...cachified,
   ...cacheManager,

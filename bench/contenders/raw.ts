@@ -39,9 +39,11 @@ const start = (
     if (cluster !== undefined) {
       // A cluster pipeline takes one slot's keys only: plain SETs, 256 at a time.
       for (let i = 0; i < ids.length; i += 256) {
-        await Promise.all(ids.slice(i, i + 256).map((id) =>
-          redis.set(keyOf(ns, id), JSON.stringify(snapshot(ns, id, env.origin.version(ns))), "PX", env.ttlMs)
-        ))
+        await Promise.all(
+          ids.slice(i, i + 256).map((id) =>
+            redis.set(keyOf(ns, id), JSON.stringify(snapshot(ns, id, env.origin.version(ns))), "PX", env.ttlMs)
+          )
+        )
       }
       return
     }
@@ -55,7 +57,13 @@ const start = (
   }
   const runtime = ManagedRuntime.make(Layer.empty)
   return {
-    caller: inEffect ? { _tag: "effect", run: (effect) => runtime.runPromise(effect as Effect.Effect<any, unknown>), get: (ns, id) => Effect.promise(() => get(ns, id)) } : { _tag: "promise", get },
+    caller: inEffect
+      ? {
+        _tag: "effect",
+        run: (effect) => runtime.runPromise(effect as Effect.Effect<any, unknown>),
+        get: (ns, id) => Effect.promise(() => get(ns, id))
+      }
+      : { _tag: "promise", get },
     fill,
     invalidateNamespace: purge,
     purgeNamespace: purge,

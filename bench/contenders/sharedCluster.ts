@@ -8,7 +8,9 @@ import { type RedisCluster, startRedisCluster } from "../../test/support/redisCl
 let shared: { cluster: Promise<RedisCluster>; users: number } | undefined
 
 /** The cluster, and how to let go of it. */
-export const acquireCluster = async (): Promise<{ readonly cluster: RedisCluster; readonly release: () => Promise<void> }> => {
+export const acquireCluster = async (): Promise<
+  { readonly cluster: RedisCluster; readonly release: () => Promise<void> }
+> => {
   if (shared === undefined) shared = { cluster: startRedisCluster({ nodeTimeoutMs: 5000 }), users: 0 }
   const current = shared
   current.users++

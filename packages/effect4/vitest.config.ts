@@ -21,7 +21,8 @@ if (typeof (Map as { groupBy?: unknown }).groupBy !== "function") {
 
 // The wire package from its source, as tsconfig.json's `paths` says, so the tests need no build.
 const alias = {
-  "@ledgerlink/response-cache-wire": fileURLToPath(new URL("../wire/src/index.ts", import.meta.url))
+  "@ledgerlink/response-cache-wire": fileURLToPath(new URL("../wire/src/index.ts", import.meta.url)),
+  "@ledgerlink/response-cache-effect4": fileURLToPath(new URL("./src/index.ts", import.meta.url))
 }
 
 export default defineConfig({

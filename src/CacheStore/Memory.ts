@@ -100,18 +100,20 @@ export const make = (options: { readonly capacity: number }): CacheStore.Service
           setGeneration(key.namespace.generation, generation, now)
         }
         const expiresAt = now + write.ttlMs
-        entries.set(key.entry, { generation: generation!.token, payload: write.payload, graceMs: write.graceMs, expiresAt })
+        entries.set(key.entry, {
+          generation: generation!.token,
+          payload: write.payload,
+          graceMs: write.graceMs,
+          expiresAt
+        })
         if (generation!.expiresAt < expiresAt) generation!.expiresAt = expiresAt
         return true
       }),
 
     remove: (key) => Effect.sync(() => void entries.delete(key.entry)),
 
-    renewGeneration: (namespace, token) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const generation = liveGeneration(namespace.generation, now)
-        if (generation !== undefined) generations.set(namespace.generation, { token, expiresAt: generation.expiresAt })
-      }),
+    // As on Redis: the generation is dropped, and the next lookup that may create one makes a new token.
+    dropGeneration: (namespace) => Effect.sync(() => void generations.delete(namespace.generation)),
 
     // One process: single flight already makes one resolve per key, so the lock is always free.
     acquireLock: () => Effect.succeed(true),

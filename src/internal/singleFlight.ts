@@ -122,9 +122,9 @@ export const make = (scope: Scope.Scope): Effect.Effect<SingleFlight> => {
         flightKey,
         () =>
           Effect.tapErrorCause(resolve(), (cause) =>
-          Cause.isInterruptedOnly(cause)
-            ? Effect.void
-            : Effect.logWarning("ResponseCache: a background refresh failed; the stale entry stays", cause)),
+            Cause.isInterruptedOnly(cause)
+              ? Effect.void
+              : Effect.logWarning("ResponseCache: a background refresh failed; the stale entry stays", cause)),
         true
       ))),
     inFlight: Effect.sync(() => {

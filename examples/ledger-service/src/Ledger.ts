@@ -9,12 +9,13 @@
  *   invalidated the namespace, this process answers that tenant's snapshots from the ledger, uncached (`bypass`).
  *   A stale balance is never served, not even once Redis is back with the old entries still in it.
  */
-import { BigDecimal, Config, DateTime, Duration, Effect, FiberSet, Schedule } from "effect"
-import * as LedgerSnapshot from "./LedgerSnapshot.js"
 import { type CacheError, CachePolicy, ResponseCache } from "@ledgerlink/response-cache"
+import { BigDecimal, Config, DateTime, Duration, Effect, FiberSet, Schedule } from "effect"
 import type { Entry, NewEntry } from "./Domain/Entry.js"
-import { CacheUnavailable, InvalidationPending, type LedgerUnavailable } from "./Domain/Errors.js"
+import { CacheUnavailable, InvalidationPending, type LedgerUnavailable, TenantNotFound } from "./Domain/Errors.js"
+import type { Tenant } from "./Domain/Tenant.js"
 import { LedgerRepo } from "./LedgerRepo.js"
+import * as LedgerSnapshot from "./LedgerSnapshot.js"
 
 /** How a snapshot is cached: `SNAPSHOT_TTL` (default 5 minutes), a little jitter, short stale windows. */
 export const snapshotPolicy = Config.duration("SNAPSHOT_TTL").pipe(
@@ -39,13 +40,19 @@ const invalidateEventually = Schedule.exponential(Duration.millis(100)).pipe(
   Schedule.union(Schedule.spaced(Duration.seconds(5)))
 )
 
-/** A store failure where the cache cannot fail open. Serde and policy errors cannot happen here: defects. */
+/**
+ * A store failure where the cache cannot fail open: logged with its cause, answered without it (a client has no use
+ * for the store driver's message). Serde and policy errors cannot happen here: defects.
+ */
 const cacheFailure = (error: CacheError) =>
   error._tag === "RedisError"
-    ? Effect.fail(new CacheUnavailable({ message: `the cache store failed: ${error.message}` }))
+    ? Effect.zipRight(
+      Effect.logWarning("cache store failed", error.message),
+      Effect.fail(new CacheUnavailable({ message: "the cache store could not be reached; try again later" }))
+    )
     : Effect.die(error)
 
-/** The use cases: `snapshot`, `post`, `purge`. */
+/** The use cases: `snapshot`, `post`, `purge`, `createTenant`, `requireTenant`. */
 export class Ledger extends Effect.Service<Ledger>()("ledger-service/Ledger", {
   scoped: Effect.gen(function*() {
     const repo = yield* LedgerRepo
@@ -67,7 +74,8 @@ export class Ledger extends Effect.Service<Ledger>()("ledger-service/Ledger", {
         })
       )
 
-    const snapshots = LedgerSnapshot.cacheable(compute, policy)
+    const namespaceOf = (tenantId: string) => LedgerSnapshot.ledgerNamespace(repo.ledgerId, tenantId)
+    const snapshots = LedgerSnapshot.cacheable(compute, policy, namespaceOf)
 
     /** Namespaces whose invalidation is still owed, with how many invalidations are. */
     const owed = new Map<string, number>()
@@ -92,7 +100,7 @@ export class Ledger extends Effect.Service<Ledger>()("ledger-service/Ledger", {
       query: LedgerSnapshot.LedgerSnapshotQuery
     ): Effect.Effect<ResponseCache.WithOutcome<LedgerSnapshot.LedgerSnapshot>, LedgerUnavailable | CacheUnavailable> =>
       Effect.suspend(() =>
-        owed.has(LedgerSnapshot.tenantNamespace(query.tenantId))
+        owed.size > 0 && owed.has(namespaceOf(query.tenantId))
           ? Effect.map(compute(query), (value) => ({ value, outcome: "bypass" as const }))
           : cache.getOrResolveWithOutcome(snapshots, query).pipe(
             Effect.catchTags({ RedisError: cacheFailure, SerdeError: cacheFailure, TimeError: cacheFailure })
@@ -102,7 +110,7 @@ export class Ledger extends Effect.Service<Ledger>()("ledger-service/Ledger", {
     const post = (tenantId: string, entry: NewEntry): Effect.Effect<Entry, LedgerUnavailable | InvalidationPending> =>
       Effect.gen(function*() {
         const stored = yield* repo.append(tenantId, entry)
-        const namespace = LedgerSnapshot.tenantNamespace(tenantId)
+        const namespace = namespaceOf(tenantId)
         yield* cache.invalidateNamespace(namespace).pipe(
           Effect.retry(invalidateNow),
           Effect.catchAll((error) =>
@@ -113,8 +121,7 @@ export class Ledger extends Effect.Service<Ledger>()("ledger-service/Ledger", {
               yield* Effect.logWarning(`entry ${stored.id} stored, cache invalidation owed: ${error.message}`)
               return yield* new InvalidationPending({
                 message: `entry ${stored.id} was stored, but the cached snapshots of tenant ${tenantId} could not be ` +
-                  `invalidated (${error.message}); this service answers them uncached until they are. ` +
-                  "Do not post the entry again.",
+                  "invalidated yet; this service answers them uncached until they are. Do not post the entry again.",
                 entry: stored
               })
             })
@@ -127,10 +134,19 @@ export class Ledger extends Effect.Service<Ledger>()("ledger-service/Ledger", {
       )
 
     const purge = (tenantId: string): Effect.Effect<number, CacheUnavailable> =>
-      cache.purgeNamespace(LedgerSnapshot.tenantNamespace(tenantId)).pipe(
+      cache.purgeNamespace(namespaceOf(tenantId)).pipe(
         Effect.catchTags({ RedisError: cacheFailure, SerdeError: cacheFailure, TimeError: cacheFailure })
       )
 
-    return { snapshot, post, purge } as const
+    const createTenant = (name: string): Effect.Effect<Tenant, LedgerUnavailable> => repo.createTenant(name)
+
+    /** Succeeds when the tenant exists: no route answers for, or writes to, a tenant that was never created. */
+    const requireTenant = (tenantId: string): Effect.Effect<void, TenantNotFound | LedgerUnavailable> =>
+      Effect.flatMap(repo.tenantExists(tenantId), (exists) =>
+        exists ? Effect.void : Effect.fail(
+          new TenantNotFound({ message: `no tenant ${tenantId}: tenants are created with POST /tenants`, tenantId })
+        ))
+
+    return { snapshot, post, purge, createTenant, requireTenant } as const
   })
 }) {}

@@ -5,10 +5,11 @@
  */
 import type { BigDecimal, Effect } from "effect"
 import { Context } from "effect"
-import type { LedgerSnapshotQuery } from "./LedgerSnapshot.js"
 import type { Entry, NewEntry } from "./Domain/Entry.js"
 import type { LedgerUnavailable } from "./Domain/Errors.js"
 import type { LedgerBackendName } from "./Domain/Health.js"
+import type { Tenant } from "./Domain/Tenant.js"
+import type { LedgerSnapshotQuery } from "./LedgerSnapshot.js"
 
 /** The aggregate behind a snapshot: the sum of the amounts posted on or before `asOf`, and how many there are. */
 export interface Aggregate {
@@ -21,6 +22,15 @@ export class LedgerRepo extends Context.Tag("ledger-service/LedgerRepo")<LedgerR
   readonly backend: LedgerBackendName
   /** Where the ledger lives, for the startup line (never a secret). */
   readonly location: string
+  /**
+   * The ledger's identity, part of every cache namespace: a new one per start for the embedded ledger, the one
+   * kept in the database for PostgreSQL (so replicas on one database share cached snapshots, and nothing else does).
+   */
+  readonly ledgerId: string
+  /** Creates a tenant with a new id. */
+  readonly createTenant: (name: string) => Effect.Effect<Tenant, LedgerUnavailable>
+  /** Whether the tenant exists (tenants are never deleted, so a `true` stays true). */
+  readonly tenantExists: (tenantId: string) => Effect.Effect<boolean, LedgerUnavailable>
   /** Stores an entry; once this has succeeded, every later `aggregate` counts it. */
   readonly append: (tenantId: string, entry: NewEntry) => Effect.Effect<Entry, LedgerUnavailable>
   /** The expensive part of a snapshot, computed for real on every call. */

@@ -4,11 +4,23 @@
  *
  * @since 0.1.0
  */
+import { Cacheable, CachePolicy } from "@ledgerlink/response-cache"
 import * as BigDecimal from "effect/BigDecimal"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { Cacheable, CachePolicy } from "@ledgerlink/response-cache"
+
+const daysIn = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+
+/** `YYYY-MM-DD` (already matched) names a day of the proleptic Gregorian calendar, as `Date` counts them. */
+const isCalendarDate = (s: string): boolean => {
+  const year = Number(s.slice(0, 4))
+  const month = Number(s.slice(5, 7))
+  const day = Number(s.slice(8, 10))
+  if (month < 1 || month > 12 || day < 1) return false
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0)
+  return day <= (month === 2 && leap ? 29 : daysIn[month - 1]!)
+}
 
 /**
  * A calendar date, `YYYY-MM-DD`, that exists (2024-02-30 does not).
@@ -18,10 +30,8 @@ import { Cacheable, CachePolicy } from "@ledgerlink/response-cache"
  */
 export const IsoDate = Schema.String.pipe(
   Schema.pattern(/^\d{4}-\d{2}-\d{2}$/, { message: () => "expected a date as YYYY-MM-DD" }),
-  Schema.filter((s) => {
-    const date = new Date(`${s}T00:00:00Z`)
-    return (!Number.isNaN(date.getTime()) && date.toISOString().slice(0, 10) === s) || `${s} is not a calendar date`
-  }),
+  // Arithmetic rather than a `Date` round trip: every request's path is checked with it.
+  Schema.filter((s) => isCalendarDate(s) || `${s} is not a calendar date`),
   Schema.brand("IsoDate")
 )
 
@@ -75,6 +85,17 @@ export type LedgerSnapshot = typeof LedgerSnapshot.Type
 export const tenantNamespace = (tenantId: string): string => `tenant:${tenantId}:v1`
 
 /**
+ * The namespace of a tenant's snapshots in one ledger: the ledger's identity is part of it, so that a process over
+ * another ledger (a restarted embedded one, a replica on another database) never reads entries it did not write,
+ * while replicas over one database share them.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const ledgerNamespace = (ledgerId: string, tenantId: string): string =>
+  `ledger:${ledgerId}:tenant:${tenantId}:v1`
+
+/**
  * Ledger snapshots as a `Cacheable`, resolved by `resolve`.
  *
  * @since 0.1.0
@@ -82,13 +103,14 @@ export const tenantNamespace = (tenantId: string): string => `tenant:${tenantId}
  */
 export const cacheable = <E, R>(
   resolve: (query: LedgerSnapshotQuery) => Effect.Effect<LedgerSnapshot, E, R>,
-  policy: CachePolicy.CachePolicy = CachePolicy.medium
+  policy: CachePolicy.CachePolicy = CachePolicy.medium,
+  namespace: (tenantId: string) => string = tenantNamespace
 ): Cacheable.Cacheable<LedgerSnapshotQuery, LedgerSnapshot, E, R> =>
   Cacheable.make({
     name: "ledger-snapshot.v1",
     query: LedgerSnapshotQuery,
     response: LedgerSnapshot,
-    namespace: (query) => tenantNamespace(query.tenantId),
+    namespace: (query) => namespace(query.tenantId),
     policy,
     resolve
   })

@@ -7,10 +7,11 @@
  */
 import { type HttpRouter, HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { Config, Effect, Layer } from "effect"
+import { Config, Effect, Layer, Logger } from "effect"
 import { createServer, type Server, type ServerResponse } from "node:http"
+import { RateLimitLive, TokensLive } from "./Auth.js"
 import { CacheBackend, CacheLive, LedgerLive } from "./Backends.js"
-import { HttpLive } from "./Http.js"
+import { HttpLive, logLevel } from "./Http.js"
 import { Ledger } from "./Ledger.js"
 import { LedgerRepo } from "./LedgerRepo.js"
 import { PrometheusMetrics } from "./Metrics.js"
@@ -28,8 +29,9 @@ const StartupLine = Layer.effectDiscard(Effect.gen(function*() {
 }))
 
 /**
- * The service on the given server, over backends that provide the `ResponseCache`, its `CacheBackend` and the
- * `LedgerRepo` (anything missing shows as a requirement left); its services stay visible, for tests.
+ * The service on the given server, over backends that provide the `ResponseCache`, its `CacheBackend`, the
+ * `LedgerRepo`, the `Tokens` and the `RateLimit` (anything missing shows as a requirement left); its services stay
+ * visible, for tests.
  */
 export const serviceLayer = <E1, B, E2, R2>(
   server: Layer.Layer<HttpServer.HttpServer | HttpRouter.HttpRouter.DefaultServices, E1>,
@@ -41,16 +43,49 @@ export const serviceLayer = <E1, B, E2, R2>(
     Layer.provideMerge(backends)
   )
 
+/** Timeouts of the HTTP server, in milliseconds. */
+export interface ServerTimeouts {
+  /** Until the request's headers are in (slow-headers clients): default 10 s. */
+  readonly headers?: number | undefined
+  /** Until the whole request, body included, is in: default 30 s; then a 408 and the connection is closed. */
+  readonly request?: number | undefined
+  /** An idle keep-alive connection is closed after: default 5 s. */
+  readonly keepAlive?: number | undefined
+  /** How often the request and headers timeouts are checked: default 1 s. */
+  readonly checkEvery?: number | undefined
+}
+
+/** Headers on every answer: no sniffing, no framing, no referrer, nothing cached by intermediaries. */
+const securityHeaders: ReadonlyArray<readonly [string, string]> = [
+  ["x-content-type-options", "nosniff"],
+  ["x-frame-options", "DENY"],
+  ["referrer-policy", "no-referrer"],
+  ["cross-origin-resource-policy", "same-origin"],
+  ["cache-control", "no-store"]
+]
+/** The API answers JSON and text only; Swagger UI (`/docs`) runs its inline script and style. */
+const apiPolicy = "default-src 'none'; frame-ancestors 'none'"
+const docsPolicy =
+  "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:; connect-src 'self'; " +
+  "frame-ancestors 'none'"
+
 /**
- * A Node HTTP server for a graceful stop. `close()` stops accepting and waits for open connections; Node closes
- * the idle ones at once, but a request still in flight would leave its keep-alive connection open after its
- * response, holding the stop up to the keep-alive timeout. Here, once closing, such responses go out with
- * `Connection: close`.
+ * A Node HTTP server with timeouts, security headers and a graceful stop. `close()` stops accepting and waits for
+ * open connections; Node closes the idle ones at once, but a request still in flight would leave its keep-alive
+ * connection open after its response, holding the stop up to the keep-alive timeout. Here, once closing, such
+ * responses go out with `Connection: close`.
  */
-export const createGracefulServer = (): Server => {
-  const server = createServer()
+export const createGracefulServer = (timeouts: ServerTimeouts = {}): Server => {
+  const server = createServer({
+    headersTimeout: timeouts.headers ?? 10_000,
+    requestTimeout: timeouts.request ?? 30_000,
+    keepAliveTimeout: timeouts.keepAlive ?? 5_000,
+    connectionsCheckingInterval: timeouts.checkEvery ?? 1_000
+  })
   const inFlight = new Set<ServerResponse>()
-  server.on("request", (_request, response: ServerResponse) => {
+  server.on("request", (request, response: ServerResponse) => {
+    for (const [name, value] of securityHeaders) response.setHeader(name, value)
+    response.setHeader("content-security-policy", request.url?.startsWith("/docs") ? docsPolicy : apiPolicy)
     inFlight.add(response)
     response.once("close", () => inFlight.delete(response))
   })
@@ -65,10 +100,16 @@ export const createGracefulServer = (): Server => {
 }
 
 /** The server on `HOST` (default 127.0.0.1) and `PORT` (default 3000). */
-export const ServerLive = NodeHttpServer.layerConfig(createGracefulServer, {
+export const ServerLive = NodeHttpServer.layerConfig(() => createGracefulServer(), {
   port: Config.integer("PORT").pipe(Config.withDefault(3000)),
   host: Config.string("HOST").pipe(Config.withDefault("127.0.0.1"))
 })
 
-/** The service as configured: backends chosen from `Config` (see `Backends.ts`). */
-export const ServiceLive = serviceLayer(ServerLive, Layer.merge(CacheLive, LedgerLive))
+/** `LOG_LEVEL` for every log line of the process. */
+const LogLevelLive = Layer.unwrapEffect(Effect.map(logLevel, Logger.minimumLogLevel))
+
+/** The service as configured: backends, tokens and rate limit chosen from `Config` (see `Backends.ts`, `Auth.ts`). */
+export const ServiceLive = serviceLayer(
+  ServerLive,
+  Layer.mergeAll(CacheLive, LedgerLive, TokensLive, RateLimitLive)
+).pipe(Layer.provide(LogLevelLive))

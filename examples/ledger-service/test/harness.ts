@@ -4,12 +4,33 @@
  */
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { BigDecimal, Context, Deferred, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
 import { ResponseCache } from "@ledgerlink/response-cache"
+import { BigDecimal, Context, Deferred, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
+import { type RateLimit, rateLimitMemory, type Tokens, tokensLayer } from "../src/Auth.js"
 import { CacheBackend } from "../src/Backends.js"
 import { LedgerUnavailable } from "../src/Domain/Errors.js"
 import { LedgerRepo } from "../src/LedgerRepo.js"
-import { createGracefulServer, serviceLayer } from "../src/Service.js"
+import { demoTenants } from "../src/LedgerRepo/Seed.js"
+import { createGracefulServer, type ServerTimeouts, serviceLayer } from "../src/Service.js"
+
+/** The tokens of the services under test. */
+export const tokens = {
+  admin: "test-admin-token-0001",
+  acmeReader: "test-acme-reader-0001",
+  acmeWriter: "test-acme-writer-0001",
+  globexReader: "test-globex-reader-01"
+} as const
+
+export const testTokens = [
+  `${tokens.admin}=admin`,
+  `${tokens.acmeReader}=read:${demoTenants.acme}`,
+  `${tokens.acmeWriter}=write:${demoTenants.acme}`,
+  `${tokens.globexReader}=read:${demoTenants.globex}`
+].join(",")
+
+/** The test tokens and a rate limit no test reaches (unless it asks for one). */
+export const access = (options: { readonly ratePerSecond?: number } = {}): Layer.Layer<Tokens | RateLimit> =>
+  Layer.merge(tokensLayer(testTokens), rateLimitMemory(options.ratePerSecond ?? 1_000_000))
 
 /** Steers the ledger under the service. */
 export interface LedgerControl {
@@ -55,11 +76,12 @@ export const cacheOf = <A>(name: "memory" | "redis", layer: Layer.Layer<A>) =>
 /** The service on a free port, over `cache` and a steered `ledger`; quiet below warnings. */
 export const serviceUnderTest = <C, E1, E2, R2>(
   cache: Layer.Layer<C, E1>,
-  ledger: Layer.Layer<LedgerRepo, E2, R2>
+  ledger: Layer.Layer<LedgerRepo, E2, R2>,
+  options: { readonly access?: Layer.Layer<Tokens | RateLimit>; readonly timeouts?: ServerTimeouts } = {}
 ) =>
   serviceLayer(
-    NodeHttpServer.layer(createGracefulServer, { port: 0, host: "127.0.0.1" }),
-    Layer.merge(cache, steered(ledger))
+    NodeHttpServer.layer(() => createGracefulServer(options.timeouts), { port: 0, host: "127.0.0.1" }),
+    Layer.mergeAll(cache, steered(ledger), options.access ?? access())
   ).pipe(Layer.provide(Logger.minimumLogLevel(LogLevel.Warning)))
 
 /** `http://127.0.0.1:<port>` of the running service. */
@@ -83,11 +105,17 @@ export const request = (
     readonly json?: unknown
     readonly body?: string | ReadableStream<Uint8Array>
     readonly headers?: Record<string, string>
+    /** The bearer token to send: the admin's by default, none with `null`. */
+    readonly token?: string | null
   } = {}
 ): Effect.Effect<Reply, never, HttpServer.HttpServer> =>
   Effect.flatMap(baseUrl, (base) =>
     Effect.promise(async () => {
-      const init: RequestInit & { duplex?: "half" } = { method, headers: { ...options.headers } }
+      const token = options.token === undefined ? tokens.admin : options.token
+      const init: RequestInit & { duplex?: "half" } = {
+        method,
+        headers: { ...(token === null ? {} : { authorization: `Bearer ${token}` }), ...options.headers }
+      }
       if (options.json !== undefined) {
         init.body = JSON.stringify(options.json)
         ;(init.headers as Record<string, string>)["content-type"] ??= "application/json"
@@ -129,7 +157,11 @@ export const sum = (amounts: ReadonlyArray<string>) =>
   )
 
 let unique = 0
-/** A tenant no other test uses. */
-export const freshTenant = () => crypto.randomUUID()
+/** A new tenant (`POST /tenants` with the admin token), that no other test uses. */
+export const freshTenant = (name = "test tenant") =>
+  Effect.map(request("POST", "/tenants", { json: { name } }), (reply) => {
+    if (reply.status !== 201) throw new Error(`POST /tenants: ${reply.status} ${JSON.stringify(reply.body)}`)
+    return reply.body.id as string
+  })
 /** A prefix no other run uses, for a shared Redis. */
 export const uniquePrefix = (label: string) => `svc-${label}-${process.pid}-${Date.now().toString(36)}-${unique++}`

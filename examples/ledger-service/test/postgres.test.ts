@@ -6,8 +6,8 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, inject, it, layer } from "@effect/vitest"
-import { Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { ResponseCache } from "@ledgerlink/response-cache"
+import { Effect, Exit, Layer, Redacted, Scope } from "effect"
 import { LedgerRepo } from "../src/LedgerRepo.js"
 import * as PostgresLedger from "../src/LedgerRepo/Postgres.js"
 import { demoTenants, entriesPerTenant } from "../src/LedgerRepo/Seed.js"
@@ -64,15 +64,41 @@ describe.skipIf(Exit.isFailure(reachable))("PostgreSQL ledger", () => {
           const again = yield* Effect.scoped(
             Effect.flatMap(Layer.build(PostgresLedger.layer({ url, schema })), (context) =>
               LedgerRepo.pipe(
-                Effect.flatMap((repo) =>
-                  repo.aggregate({ tenantId: demoTenants.globex, asOf: "2099-12-31" as never })
-                ),
+                Effect.flatMap((repo) => repo.aggregate({ tenantId: demoTenants.globex, asOf: "2099-12-31" as never })),
                 Effect.provide(context)
               ))
           )
           assert.strictEqual(again.entries, entriesPerTenant)
           const [row] = yield* sql<{ readonly n: number }>`SELECT count(*)::int AS n FROM ${sql(`${schema}.entries`)}`
           assert.strictEqual(row!.n, 3 * entriesPerTenant)
+        }))
+
+      it.effect("the ledger's identity is kept in the database: every process on it has the same one", () =>
+        Effect.gen(function*() {
+          const current = yield* LedgerRepo
+          const other = yield* Effect.scoped(
+            Effect.flatMap(
+              Layer.build(PostgresLedger.layer({ url, schema })),
+              (context) => Effect.map(LedgerRepo.pipe(Effect.provide(context)), (repo) => repo.ledgerId)
+            )
+          )
+          assert.strictEqual(other, current.ledgerId)
+          assert.match(current.ledgerId, /^[0-9a-f-]{36}$/)
+          // Another schema is another ledger.
+          const elsewhere = schemaName("other")
+          const third = yield* Effect.scoped(
+            Effect.flatMap(
+              Layer.build(PostgresLedger.layer({ url, schema: elsewhere })),
+              (context) => Effect.map(LedgerRepo.pipe(Effect.provide(context)), (repo) => repo.ledgerId)
+            )
+          ).pipe(
+            Effect.ensuring(
+              Effect.orDie(
+                Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP SCHEMA IF EXISTS ${sql(elsewhere)} CASCADE`)
+              )
+            )
+          )
+          assert.notStrictEqual(third, current.ledgerId)
         }))
 
       it.effect("stopping the service closes its connections to PostgreSQL", () =>
@@ -102,7 +128,7 @@ describe.skipIf(Exit.isFailure(reachable))("PostgreSQL ledger", () => {
       it.effect("an entry is a row; a query that fails is a 503 LedgerUnavailable, and the service goes on", () =>
         Effect.gen(function*() {
           const sql = yield* SqlClient.SqlClient
-          const tenant = freshTenant()
+          const tenant = yield* freshTenant()
           const stored = yield* post(tenant, { account: "cash", amount: "-42.1234", postedOn: "2025-04-01" })
           assert.strictEqual(stored.status, 201)
           const rows = yield* sql<{ readonly amount: string }>`

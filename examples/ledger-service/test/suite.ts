@@ -4,8 +4,8 @@
  */
 import type { HttpServer } from "@effect/platform"
 import { assert, layer } from "@effect/vitest"
-import { BigDecimal, Deferred, Effect, Fiber, type Layer, Ref } from "effect"
 import type { ResponseCache } from "@ledgerlink/response-cache"
+import { BigDecimal, Deferred, Effect, Fiber, type Layer, Ref } from "effect"
 import type { LedgerRepo } from "../src/LedgerRepo.js"
 import { demoTenants } from "../src/LedgerRepo/Seed.js"
 import { callersInFlight, Control, freshTenant, post, request, snapshot, sum } from "./harness.js"
@@ -22,7 +22,7 @@ export const serviceSuite = <E>(name: string, service: Layer.Layer<Services, E>)
   layer(service, { excludeTestServices: true, timeout: "30 seconds" })(name, (it) => {
     it.effect("a snapshot is a miss, then a hit with the same body", () =>
       Effect.gen(function*() {
-        const tenant = freshTenant()
+        const tenant = yield* freshTenant()
         const stored = yield* post(tenant, { account: "cash", amount: "125.50", postedOn: "2025-03-01" })
         assert.strictEqual(stored.status, 201)
         const first = yield* snapshot(tenant, "2025-12-31")
@@ -44,7 +44,7 @@ export const serviceSuite = <E>(name: string, service: Layer.Layer<Services, E>)
     it.effect("concurrent identical requests resolve once", () =>
       Effect.gen(function*() {
         const control = yield* Control
-        const tenant = freshTenant()
+        const tenant = yield* freshTenant()
         const gate = yield* Deferred.make<void>()
         const before = control.aggregates
         control.gate = gate
@@ -63,7 +63,7 @@ export const serviceSuite = <E>(name: string, service: Layer.Layer<Services, E>)
 
     it.effect("every read after a POST has answered counts the entry: 0 stale answers in a write/read loop", () =>
       Effect.gen(function*() {
-        const tenant = freshTenant()
+        const tenant = yield* freshTenant()
         const posted: Record<"2025-06-30" | "2025-12-31", Array<string>> = { "2025-06-30": [], "2025-12-31": [] }
         let stale = 0
         const outcomes = new Map<string, number>()
@@ -98,7 +98,7 @@ export const serviceSuite = <E>(name: string, service: Layer.Layer<Services, E>)
 
     it.effect("readers running alongside a writer never see fewer entries than the POSTs that had answered", () =>
       Effect.gen(function*() {
-        const tenant = freshTenant()
+        const tenant = yield* freshTenant()
         const committed = yield* Ref.make(0)
         const done = yield* Deferred.make<void>()
         const stale = yield* Ref.make(0)
@@ -128,7 +128,7 @@ export const serviceSuite = <E>(name: string, service: Layer.Layer<Services, E>)
 
     it.effect("a tenant id is one tenant whatever its case", () =>
       Effect.gen(function*() {
-        const tenant = freshTenant()
+        const tenant = yield* freshTenant()
         const upper = tenant.toUpperCase()
         assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).body.entries, 0)
         assert.strictEqual((yield* snapshot(upper, "2025-12-31")).headers.get("x-cache"), "hit")
@@ -140,7 +140,7 @@ export const serviceSuite = <E>(name: string, service: Layer.Layer<Services, E>)
 
     it.effect("bad input gets a 4xx that says what is wrong, and nothing is written", () =>
       Effect.gen(function*() {
-        const tenant = freshTenant()
+        const tenant = yield* freshTenant()
         const path = `/tenants/${tenant}/entries`
         const valid = { account: "cash", amount: "12.50", postedOn: "2025-01-31" }
         const json = { "content-type": "application/json" }
@@ -203,7 +203,7 @@ export const serviceSuite = <E>(name: string, service: Layer.Layer<Services, E>)
     it.effect("a failing ledger is a 503 with a typed error, and the service goes on", () =>
       Effect.gen(function*() {
         const control = yield* Control
-        const tenant = freshTenant()
+        const tenant = yield* freshTenant()
         control.failing = true
         const read = yield* snapshot(tenant, "2025-12-31")
         const write = yield* post(tenant, { account: "cash", amount: "1", postedOn: "2025-01-01" })
@@ -223,7 +223,7 @@ export const serviceSuite = <E>(name: string, service: Layer.Layer<Services, E>)
 
     it.effect("DELETE /tenants/{id}/cache purges the tenant's snapshots", () =>
       Effect.gen(function*() {
-        const tenant = freshTenant()
+        const tenant = yield* freshTenant()
         yield* snapshot(tenant, "2025-01-01")
         yield* snapshot(tenant, "2025-02-01")
         const purged = yield* request("DELETE", `/tenants/${tenant}/cache`)

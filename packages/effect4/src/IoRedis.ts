@@ -14,7 +14,25 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Redis from "effect/persistence/Redis"
 import * as Redacted from "effect/Redacted"
-import { Cluster, type ClusterOptions, Redis as IORedis, type RedisOptions } from "ioredis"
+import type { Cluster, ClusterOptions, Redis as IORedis, RedisOptions } from "ioredis"
+
+interface IoRedisModule {
+  readonly Redis: typeof IORedis
+  readonly Cluster: typeof Cluster
+}
+
+// Loaded when a layer of this module is built: an install without ioredis (--legacy-peer-deps) still runs the rest.
+const loadIoRedis: Effect.Effect<IoRedisModule> = Effect.tryPromise({
+  try: (): Promise<IoRedisModule> => import("ioredis"),
+  catch: (cause) => cause
+}).pipe(
+  Effect.orElseSucceed(() => undefined),
+  Effect.flatMap((module) =>
+    module === undefined
+      ? Effect.die(new Error("IoRedis layers need the ioredis package: npm install ioredis@^6"))
+      : Effect.succeed(module)
+  )
+)
 
 const reveal = (secret: string | Redacted.Redacted): string =>
   Redacted.isRedacted(secret) ? Redacted.value(secret) as string : secret
@@ -32,7 +50,7 @@ const clientOptions = (commandTimeoutMs: number): RedisOptions => ({
   retryStrategy: (attempt: number) => Math.min(25 * 2 ** attempt, 1000)
 })
 
-const isCluster = (client: IORedis | Cluster): client is Cluster => client instanceof Cluster
+const isCluster = (client: IORedis | Cluster): client is Cluster => "nodes" in client && "slots" in client
 
 /** Waits until the client is ready, or not at all: the layer must build while Redis is down. */
 const whenReady = (client: IORedis | Cluster, timeoutMs: number) =>
@@ -142,12 +160,12 @@ const commandTimeoutMs = (input: Duration.Input | undefined) =>
 export const layer = (options: Options = {}): Layer.Layer<Redis.Redis> =>
   Layer.effect(
     Redis.Redis,
-    Effect.suspend(() => {
+    Effect.flatMap(loadIoRedis, (ioredis) => {
       const commandTimeout = commandTimeoutMs(options.commandTimeout)
       return make(
         () =>
           // Cast: ioredis 6's options are not written for `exactOptionalPropertyTypes`.
-          new IORedis(
+          new ioredis.Redis(
             reveal(options.url ?? "redis://127.0.0.1:6379"),
             { ...options.redis, ...clientOptions(commandTimeout) } as never
           ),
@@ -181,10 +199,10 @@ export interface ClusterLayerOptions {
 export const layerCluster = (options: ClusterLayerOptions): Layer.Layer<Redis.Redis> =>
   Layer.effect(
     Redis.Redis,
-    Effect.suspend(() => {
+    Effect.flatMap(loadIoRedis, (ioredis) => {
       const commandTimeout = commandTimeoutMs(options.commandTimeout)
       return make(() =>
-        new Cluster(options.nodes.map(reveal), {
+        new ioredis.Cluster(options.nodes.map(reveal), {
         ...options.cluster,
         enableOfflineQueue: false,
         enableAutoPipelining: true,

@@ -20,6 +20,7 @@
  *
  * @since 0.1.0
  */
+import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
@@ -314,3 +315,15 @@ export interface RedisClusterOptions extends RedisOptions, Omit<IoRedis.ClusterL
  */
 export const layerRedisCluster = (options: RedisClusterOptions): Layer.Layer<ResponseCache> =>
   layerRedis(options).pipe(Layer.provide(IoRedis.layerCluster(options)))
+
+/**
+ * `layerRedis` with its options read from `Config`: the application names the settings, e.g.
+ * `{ prefix: Config.String("CACHE_PREFIX"), commandTimeout: Config.Duration("CACHE_COMMAND_TIMEOUT") }`.
+ *
+ * @since 0.1.0
+ * @category layers
+ */
+export const layerRedisConfig = (
+  options: Config.Wrap<RedisOptions>
+): Layer.Layer<ResponseCache, Config.ConfigError, Redis.Redis> =>
+  Layer.unwrap(Effect.map(Config.unwrap(options), layerRedis))

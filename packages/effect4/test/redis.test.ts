@@ -1,6 +1,8 @@
 import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, inject, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Layer from "effect/Layer"
 import { Redis } from "ioredis"
 import { startRedisServer } from "../../../test/support/redisServer.js"
@@ -50,6 +52,28 @@ conformance({
 })
 
 describe("redis layer (Effect 4)", () => {
+  it.live("layerRedisConfig reads its settings from the application's Config", () =>
+    Effect.gen(function*() {
+      const prefix = uniqueName("config")
+      const { cacheable } = probe()
+      const layer = ResponseCache.layerRedisConfig({
+        prefix: Config.String("CACHE_PREFIX"),
+        commandTimeout: Config.Duration("CACHE_COMMAND_TIMEOUT")
+      }).pipe(
+        Layer.provide(IoRedis.layer({ url })),
+        Layer.provide(ConfigProvider.layer(
+          ConfigProvider.fromUnknown({ CACHE_PREFIX: prefix, CACHE_COMMAND_TIMEOUT: "2 seconds" })
+        ))
+      )
+      assert.strictEqual(
+        (yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 }).pipe(Effect.provide(layer))).outcome,
+        "miss"
+      )
+      // Written under the configured prefix.
+      const keys = yield* Effect.scoped(Effect.flatMap(inspector, (client) => Effect.promise(() => client.keys(`${prefix}:*`))))
+      assert.strictEqual(keys.length, 3)
+    }))
+
   it.live("builds while Redis is down, answers from the resolver (bypass), and caches once Redis is back", () =>
     Effect.gen(function*() {
       const server = yield* Effect.promise(() => startRedisServer())

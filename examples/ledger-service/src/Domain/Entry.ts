@@ -7,16 +7,29 @@ import { IsoDate } from "../LedgerSnapshot.js"
 
 const example = "6b1f3c2a-0d4e-4f5a-8b6c-7d8e9f0a1b2c"
 
-/** A tenant id: a UUID, lower-cased on the way in, so that one tenant has one cache namespace whatever the case. */
+/**
+ * A tenant id: a UUID, lower-cased on the way in, so that one tenant has one cache namespace whatever the case.
+ * The OpenAPI document says `format: uuid` (the lower-casing step would otherwise leave a plain string there).
+ */
 export const TenantId = Schema.Lowercase.pipe(
   Schema.compose(Schema.UUID.annotations({ message: () => `expected a UUID, e.g. ${example}` })),
-  Schema.annotations({ identifier: "TenantId" })
+  Schema.annotations({
+    identifier: "TenantId",
+    description: "A tenant's id (a UUID; upper case is accepted and means the same tenant)",
+    examples: [example],
+    jsonSchema: { type: "string", format: "uuid", examples: [example] }
+  })
 )
 
 /** A calendar date the ledger can keep: an `IsoDate` from year 0001 on (PostgreSQL has no year 0000). */
 export const LedgerDate = IsoDate.pipe(
   Schema.filter((date) => !date.startsWith("0000-") || "year 0000 is not a calendar year: use 0001 to 9999"),
-  Schema.annotations({ identifier: "LedgerDate", examples: [IsoDate.make("2025-06-30")] })
+  Schema.annotations({
+    identifier: "LedgerDate",
+    description: "A calendar date, YYYY-MM-DD, from 0001-01-01 on",
+    examples: [IsoDate.make("2025-06-30")],
+    jsonSchema: { type: "string", format: "date", pattern: "^\\d{4}-\\d{2}-\\d{2}$", examples: ["2025-06-30"] }
+  })
 )
 
 /** An account name: letters, digits and `._:-`, 1 to 64 characters. */
@@ -46,7 +59,11 @@ export const NewEntry = Schema.Struct({
   account: Account,
   amount: Amount,
   postedOn: LedgerDate
-}).annotations({ identifier: "NewEntry", parseOptions: { onExcessProperty: "error" } })
+}).annotations({
+  identifier: "NewEntry",
+  parseOptions: { onExcessProperty: "error" },
+  examples: [{ account: "cash", amount: BigDecimal.unsafeFromString("100.25"), postedOn: IsoDate.make("2025-06-01") }]
+})
 
 export type NewEntry = typeof NewEntry.Type
 

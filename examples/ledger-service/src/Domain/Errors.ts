@@ -12,7 +12,7 @@ export class LedgerUnavailable extends Schema.TaggedError<LedgerUnavailable>()(
   HttpApiSchema.annotations({ status: 503, description: "The ledger could not answer; nothing was written" })
 ) {}
 
-/** The cache store failed an operation that cannot fail open (a purge). */
+/** The cache store failed an operation that cannot fail open (a purge). The store's own message is logged, not sent. */
 export class CacheUnavailable extends Schema.TaggedError<CacheUnavailable>()(
   "CacheUnavailable",
   { message: Schema.String },
@@ -59,4 +59,41 @@ export class RouteNotFound extends Schema.TaggedError<RouteNotFound>()(
   "RouteNotFound",
   { message: Schema.String },
   HttpApiSchema.annotations({ status: 404, description: "No such route" })
+) {}
+
+/** No token, a malformed `Authorization` header, or a token the service does not know. */
+export class Unauthorized extends Schema.TaggedError<Unauthorized>()(
+  "Unauthorized",
+  { message: Schema.String },
+  HttpApiSchema.annotations({
+    status: 401,
+    description: "Missing or unknown bearer token (`Authorization: Bearer <token>`)"
+  })
+) {}
+
+/** A known token without the scope the route needs. */
+export class Forbidden extends Schema.TaggedError<Forbidden>()(
+  "Forbidden",
+  { message: Schema.String, required: Schema.String },
+  HttpApiSchema.annotations({
+    status: 403,
+    description: "The token is valid but lacks the scope the route needs (`required` names it)"
+  })
+) {}
+
+/** The tenant does not exist: tenants are created with `POST /tenants`, never by writing to them. */
+export class TenantNotFound extends Schema.TaggedError<TenantNotFound>()(
+  "TenantNotFound",
+  { message: Schema.String, tenantId: Schema.String },
+  HttpApiSchema.annotations({ status: 404, description: "No such tenant (create it with POST /tenants)" })
+) {}
+
+/** The token has used up its requests for the current window; header `Retry-After` says when to try again. */
+export class TooManyRequests extends Schema.TaggedError<TooManyRequests>()(
+  "TooManyRequests",
+  { message: Schema.String, retryAfterSeconds: Schema.Int },
+  HttpApiSchema.annotations({
+    status: 429,
+    description: "Rate limit of the token exceeded; header Retry-After (seconds) says when to try again"
+  })
 ) {}

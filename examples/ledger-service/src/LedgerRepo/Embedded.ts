@@ -5,7 +5,7 @@
 import { BigDecimal, Effect, Layer } from "effect"
 import type { Entry } from "../Domain/Entry.js"
 import { LedgerRepo } from "../LedgerRepo.js"
-import { demoEntries } from "./Seed.js"
+import { demoEntries, demoTenants } from "./Seed.js"
 
 /** A ledger in this process, seeded with the demo tenants (or empty, for tests that want their own data). */
 export const make = (options: { readonly seed?: boolean | undefined } = {}) =>
@@ -19,12 +19,23 @@ export const make = (options: { readonly seed?: boolean | undefined } = {}) =>
       }
       return entries
     }
+    const tenants = new Map<string, string>()
     if (options.seed ?? true) {
+      for (const [name, id] of Object.entries(demoTenants)) tenants.set(id, name)
       for (const entry of demoEntries()) entriesOf(entry.tenantId).push(entry as Entry)
     }
     return LedgerRepo.of({
       backend: "embedded",
       location: "in process",
+      // A new ledger on every start: nothing cached for a previous one may be served from this one.
+      ledgerId: crypto.randomUUID(),
+      createTenant: (name) =>
+        Effect.sync(() => {
+          const id = crypto.randomUUID()
+          tenants.set(id, name)
+          return { id, name }
+        }),
+      tenantExists: (tenantId) => Effect.sync(() => tenants.has(tenantId)),
       append: (tenantId, entry) =>
         Effect.sync(() => {
           const stored: Entry = { id: crypto.randomUUID(), tenantId, ...entry }

@@ -8,11 +8,11 @@ import { NodeContext } from "@effect/platform-node"
 import { SqlClient, type SqlError } from "@effect/sql"
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { BigDecimal, Duration, Effect, Layer, Redacted, Schema } from "effect"
-import { IsoDate } from "../LedgerSnapshot.js"
 import type { Entry } from "../Domain/Entry.js"
 import { LedgerUnavailable } from "../Domain/Errors.js"
 import { LedgerRepo } from "../LedgerRepo.js"
-import { demoEntries } from "./Seed.js"
+import { IsoDate } from "../LedgerSnapshot.js"
+import { demoEntries, demoTenants } from "./Seed.js"
 
 /** Where the PostgreSQL ledger lives. */
 export interface Options {
@@ -62,6 +62,26 @@ const migrations = (schema: string) =>
       for (let i = 0; i < rows.length; i += 1000) {
         yield* sql`INSERT INTO ${sql(`${schema}.entries`)} ${sql.insert(rows.slice(i, i + 1000))}`
       }
+    }),
+    // Tenants exist or are 404: the demo tenants, and every tenant that already has entries, become tenants. The
+    // ledger's identity is made once, here, and kept: it is part of every cache namespace.
+    "3_tenants_and_ledger_identity": Effect.gen(function*() {
+      const sql = yield* SqlClient.SqlClient
+      yield* sql`CREATE TABLE ${sql(`${schema}.tenants`)} (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        name text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+      )`
+      yield* sql`INSERT INTO ${sql(`${schema}.tenants`)} ${
+        sql.insert(Object.entries(demoTenants).map(([name, id]) => ({ id, name })))
+      } ON CONFLICT DO NOTHING`
+      yield* sql`INSERT INTO ${sql(`${schema}.tenants`)} (id, name)
+        SELECT DISTINCT tenant_id, tenant_id::text FROM ${sql(`${schema}.entries`)} ON CONFLICT DO NOTHING`
+      yield* sql`CREATE TABLE ${sql(`${schema}.ledger_identity`)} (
+        id uuid NOT NULL DEFAULT gen_random_uuid(),
+        one boolean PRIMARY KEY DEFAULT true CHECK (one)
+      )`
+      yield* sql`INSERT INTO ${sql(`${schema}.ledger_identity`)} DEFAULT VALUES`
     })
   })
 
@@ -84,6 +104,13 @@ export const make = (options: Options & { readonly location: string }) =>
     yield* sql`CREATE SCHEMA IF NOT EXISTS ${sql(schema)}`
     yield* PgMigrator.run({ loader: migrations(schema), table: `${schema}.ledger_migrations` })
     const table = sql(`${schema}.entries`)
+    const tenants = sql(`${schema}.tenants`)
+    const [identity] = yield* sql<{ readonly id: string }>`SELECT id::text AS id FROM ${
+      sql(`${schema}.ledger_identity`)
+    }`
+    if (identity === undefined) return yield* Effect.dieMessage(`${schema}.ledger_identity has no row`)
+    /** Tenants known to exist: they are never deleted, so the hot path asks the database once per tenant. */
+    const known = new Set<string>()
 
     const guarded = <A>(what: string, effect: Effect.Effect<A, SqlError.SqlError>) =>
       effect.pipe(
@@ -92,10 +119,11 @@ export const make = (options: Options & { readonly location: string }) =>
           onTimeout: () =>
             new LedgerUnavailable({ message: `the ledger database did not ${what} within ${Duration.format(timeout)}` })
         }),
+        // The driver's message goes to the log, not to the client.
         Effect.catchTag("SqlError", (error) =>
           Effect.zipRight(
             Effect.logError(`ledger query failed (${what})`, error),
-            Effect.fail(new LedgerUnavailable({ message: `the ledger database could not ${what}: ${error.message}` }))
+            Effect.fail(new LedgerUnavailable({ message: `the ledger database could not ${what}` }))
           ))
       )
 
@@ -104,6 +132,24 @@ export const make = (options: Options & { readonly location: string }) =>
     return LedgerRepo.of({
       backend: "postgres",
       location: options.location,
+      ledgerId: identity.id,
+      createTenant: (name) =>
+        guarded(
+          "create the tenant",
+          sql<{ readonly id: string; readonly name: string }>`INSERT INTO ${tenants} ${sql.insert({ name })}
+            RETURNING id::text AS id, name`
+        ).pipe(Effect.map(([row]) => {
+          known.add(row!.id)
+          return { id: row!.id, name: row!.name }
+        })),
+      tenantExists: (tenantId) =>
+        known.has(tenantId) ? Effect.succeed(true) : guarded(
+          "look the tenant up",
+          sql<{ readonly one: number }>`SELECT 1 AS one FROM ${tenants} WHERE id = ${tenantId}`
+        ).pipe(Effect.map((rows) => {
+          if (rows.length > 0) known.add(tenantId)
+          return rows.length > 0
+        })),
       append: (tenantId, entry) =>
         guarded(
           "store the entry",
