@@ -90,8 +90,9 @@ export const make = (
   // When each cacheable last warned of an oversize response.
   const warnedAt = new Map<string, number>()
 
-  const fits: Resolver["fits"] = (cacheable, payload) =>
-    !oversize(payload, maxEntryBytes) ? Effect.succeed(true) : Effect.flatMap(Clock.currentTimeMillis, (now) => {
+  /** Counts an oversize response, and warns of it at most once a minute per cacheable. */
+  const tooLarge = (cacheable: Cacheable.Cacheable<any, any, any, any>, payload: string): Effect.Effect<void> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
       const last = warnedAt.get(cacheable.name)
       const warn = last === undefined || now - last >= 60_000
       if (warn) warnedAt.set(cacheable.name, now)
@@ -103,10 +104,12 @@ export const make = (
                 "returned but not stored (warned at most once a minute per cacheable)"
             ).pipe(Effect.annotateLogs({ cache: cacheable.name, bytes: Buffer.byteLength(payload, "utf8") }))
             : Effect.void
-        ),
-        Effect.as(false)
+        )
       )
     })
+
+  const fits: Resolver["fits"] = (cacheable, payload) =>
+    oversize(payload, maxEntryBytes) ? Effect.as(tooLarge(cacheable, payload), false) : Effect.succeed(true)
 
   const writeEntry: Resolver["writeEntry"] = (key, expected, payload, policy) =>
     Effect.flatMap(Random.next, (u) =>
@@ -126,16 +129,19 @@ export const make = (
     policy: CachePolicy.Resolved,
     generation: string
   ): Effect.Effect<Result<A>, E | CacheError, R> =>
-    Effect.gen(function*() {
-      const value = yield* resolveTimed(cacheable, query)
-      const payload = yield* encodeResponse(cacheable.response, value)
+    // Each step here is paid on every miss: plain flatMaps, no generator, no Either around the write.
+    Effect.flatMap(resolveTimed(cacheable, query), (value): Effect.Effect<Result<A>, CacheError> => {
+      const payload = encodeResponse(cacheable.response, value)
+      if (Either.isLeft(payload)) return Effect.fail(payload.left)
       // Too large to store: answered, and the next call resolves again.
-      if (!(yield* fits(cacheable, payload))) return { value, outcome: "miss" as const }
-      const written = yield* Effect.either(writeEntry(key, generation, payload, policy))
-      if (Either.isRight(written)) return { value, outcome: "miss" as const }
-      if (strict) return yield* written.left
-      yield* storeFailed(written.left, "writing")
-      return { value, outcome: "bypass" as const }
+      if (oversize(payload.right, maxEntryBytes)) {
+        return Effect.as(tooLarge(cacheable, payload.right), { value, outcome: "miss" as const })
+      }
+      return Effect.matchEffect(writeEntry(key, generation, payload.right, policy), {
+        onFailure: (error) =>
+          strict ? Effect.fail(error) : Effect.as(storeFailed(error, "writing"), { value, outcome: "bypass" as const }),
+        onSuccess: () => Effect.succeed({ value, outcome: "miss" as const })
+      })
     })
 
   /** The entry as the store has it now, if it is of `generation` (when given) and fresh. */
