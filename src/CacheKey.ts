@@ -81,7 +81,7 @@ export const canonicalJson = (value: unknown): Either.Either<string, unknown> =>
  * @since 0.1.0
  * @category keys
  */
-export const digest: (name: string, canonicalQuery: string) => string = Keys.digest
+export const digest: (name: string, canonicalQuery: string, fingerprint?: string | undefined) => string = Keys.digest
 
 const encoders = new WeakMap<Schema.Schema<any, any, never>, (query: unknown) => Either.Either<unknown, unknown>>()
 
@@ -122,5 +122,5 @@ export const unsafeMake = <Q, A, E, R>(
   if (Either.isLeft(encoded)) return Either.left(new SerdeError({ subject: "query", cause: encoded.left }))
   const json = canonicalJson(encoded.right)
   if (Either.isLeft(json)) return Either.left(new SerdeError({ subject: "query", cause: json.left }))
-  return Either.right(Keys.cacheKey(namespace, digest(cacheable.name, json.right)))
+  return Either.right(Keys.cacheKey(namespace, digest(cacheable.name, json.right, cacheable.fingerprint)))
 }

@@ -89,8 +89,14 @@ export declare namespace CacheStore {
      * memory layer takes no asynchronous step at all. Undefined for stores that must go over the network.
      */
     readonly lookupNow?: ((key: CacheKey, now: number) => Lookup) | undefined
-    /** Replaces the namespace's generation with `token`, if it has one; without one, nothing can be read anyway. */
-    readonly renewGeneration: (namespace: NamespaceKeys, token: string) => Effect.Effect<void, RedisError>
+    /**
+     * Invalidates the namespace in one atomic O(1) step the store accepts even when it is full: its generation is
+     * dropped, so no stored entry is current any more, and the next lookup that may create one starts a new unique
+     * token (an entry written under the old one can never become current again). A write that expects the old
+     * generation is refused from then on. A store whose invalidations can be confirmed (Redis `WAIT`) returns only
+     * once they are, or fails.
+     */
+    readonly dropGeneration: (namespace: NamespaceKeys) => Effect.Effect<void, RedisError>
     /** Pages through the namespace's entries, removing those its current generation does not count. */
     readonly sweep: (namespace: NamespaceKeys) => Stream.Stream<number, RedisError>
     /**

@@ -7,6 +7,7 @@
 import type * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import type { CachePolicy } from "./CachePolicy.js"
+import * as Fingerprint from "./internal/fingerprint.js"
 
 /**
  * @since 0.1.0
@@ -23,6 +24,11 @@ export interface Cacheable<in out Q, in out A, out E = never, out R = never> {
   readonly namespace: (query: Q) => string
   readonly policy: CachePolicy | ((query: Q) => CachePolicy)
   readonly resolve: (query: Q) => Effect.Effect<A, E, R>
+  /**
+   * Which response schema entries are written under, folded into every key digest (see `responseVersion` on
+   * `make`); undefined: none, the keys of earlier versions.
+   */
+  readonly fingerprint?: string | undefined
 }
 
 /**
@@ -36,7 +42,26 @@ export const make = <Q, QI, A, AI, E = never, R = never>(options: {
   readonly namespace: (query: Q) => string
   readonly policy: CachePolicy | ((query: Q) => CachePolicy)
   readonly resolve: (query: Q) => Effect.Effect<A, E, R>
-}): Cacheable<Q, A, E, R> => ({ ...options })
+  /**
+   * Makes a change of the response schema a miss rather than a decode failure, in every mode (opt-in):
+   * `true` fingerprints the schema's encoded form (field names, optionality, types — not refinements), a string is
+   * a version you bump yourself. Either is part of every key digest, so an entry written under another schema has
+   * another key: never read, never a `SerdeError`, never overwritten by the other schema's processes during a
+   * rolling deploy (it expires by its ttl). Unset: keys as in earlier versions, and as the Effect 4 package
+   * computes them — use a string (the same in both packages) to share entries with it.
+   */
+  readonly responseVersion?: string | true | undefined
+}): Cacheable<Q, A, E, R> => {
+  const { responseVersion, ...rest } = options
+  return {
+    ...rest,
+    fingerprint: responseVersion === true
+      ? Fingerprint.ofSchema(options.response)
+      : responseVersion === undefined
+      ? undefined
+      : `v:${responseVersion}`
+  }
+}
 
 /**
  * The policy that applies to one query.

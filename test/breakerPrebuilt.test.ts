@@ -21,7 +21,7 @@ it.effect("an operation built while closed, run after the circuit opened, does n
       lookup: () => failing,
       write: () => failing,
       remove: () => failing,
-      renewGeneration: () => failing,
+      dropGeneration: () => failing,
       sweep: () => Stream.fromEffect(failing),
       acquireLock: () => failing,
       releaseLock: () => failing,

@@ -2,7 +2,8 @@
  * A circuit breaker around a store. After `failures` store calls in a row have failed, it stops calling the store
  * for `cooldown`, failing at once instead — so while Redis is down or hung, `getOrResolve` answers from the
  * resolver at the resolver's own speed rather than waiting out a timeout per call. After the cool-down one call
- * goes through as a probe: success closes the circuit, failure opens it for another cool-down.
+ * goes through as a probe: success closes the circuit, failure opens it for another cool-down. Invalidations and
+ * sweeps are never held back: they always reach the store.
  *
  * Time comes from Effect's `Clock`.
  *
@@ -12,7 +13,6 @@ import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as Stream from "effect/Stream"
 import { RedisError } from "../CacheError.js"
 import type { CacheStore } from "../CacheStore.js"
 
@@ -90,10 +90,12 @@ export const make = (store: CacheStore.Service, options: Options): CacheStore.Se
     lookup: (key, create, withGrace) => guard("lookup", store.lookup(key, create, withGrace)),
     write: (key, write) => guard("write", store.write(key, write)),
     remove: (key) => guard("unlink", store.remove(key)),
-    renewGeneration: (namespace, token) => guard("renew generation", store.renewGeneration(namespace, token)),
-    sweep: (namespace) =>
-      Stream.unwrap(Effect.flatMap(Clock.currentTimeMillis, (now) =>
-        openUntil > now ? open("scan") : Effect.succeed(store.sweep(namespace)))),
+    // Invalidations and sweeps always reach the store, open circuit or not: a writer must be able to invalidate
+    // while reads are failing — a Redis full under `noeviction` refuses every lookup that needs a new generation,
+    // which opens the circuit, yet accepts the invalidation — and they are rare and bounded by commandTimeout.
+    // They leave the circuit as it is: a DEL that succeeds says nothing of whether reads do.
+    dropGeneration: (namespace) => store.dropGeneration(namespace),
+    sweep: (namespace) => store.sweep(namespace),
     acquireLock: (key, token, ttlMs) => guard("lock", store.acquireLock(key, token, ttlMs)),
     releaseLock: (key, token) => guard("unlock", store.releaseLock(key, token)),
     listenForRelease: (key) => guard("subscribe", store.listenForRelease(key))

@@ -107,11 +107,8 @@ export const make = (options: { readonly capacity: number }): CacheStore.Service
 
     remove: (key) => Effect.sync(() => void entries.delete(key.entry)),
 
-    renewGeneration: (namespace, token) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const generation = liveGeneration(namespace.generation, now)
-        if (generation !== undefined) generations.set(namespace.generation, { token, expiresAt: generation.expiresAt })
-      }),
+    // As on Redis: the generation is dropped, and the next lookup that may create one makes a new token.
+    dropGeneration: (namespace) => Effect.sync(() => void generations.delete(namespace.generation)),
 
     // One process: single flight already makes one resolve per key, so the lock is always free.
     acquireLock: () => Effect.succeed(true),

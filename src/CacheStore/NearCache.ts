@@ -180,14 +180,15 @@ export const make = (
           store.remove(key),
           Effect.zipRight(Effect.sync(() => drop(key.entry)), publish(Keys.nearMessage({ _tag: "Entry", entry: key.entry })))
         ),
-      renewGeneration: (namespace, token) =>
+      dropGeneration: (namespace) =>
         Effect.suspend(() => {
-          // Dropped first too, in the step that sends the new generation: from now on this process reads the
-          // namespace from Redis, behind the new generation on the same connection. Dropped again once it is
-          // there, for what lookups already on the wire brought back meanwhile.
+          // Dropped first too, in the step that sends the invalidation: from now on this process reads the
+          // namespace from Redis. Dropped again once Redis has it (and, with `confirmInvalidation`, its replicas:
+          // then it went over a connection of its own, which lookups on the shared one may overtake), for what
+          // lookups on the wire meanwhile brought back. The message names the generation key, deleted or not.
           dropNamespace(namespace.generation)
           return Effect.zipRight(
-            store.renewGeneration(namespace, token),
+            store.dropGeneration(namespace),
             Effect.zipRight(Effect.sync(() => dropNamespace(namespace.generation)), publish(Keys.nearMessage({ _tag: "Namespace", generation: namespace.generation })))
           )
         })

@@ -18,7 +18,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import { Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
 import calculateSlot from "cluster-key-slot"
-import { Cluster, Redis } from "ioredis"
+import { Cluster, Redis, type RedisOptions } from "ioredis"
 import { RedisError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import { CacheStore, type Lookup } from "../CacheStore.js"
@@ -79,10 +79,12 @@ const isCluster = (client: Redis | Cluster): client is Cluster => "slots" in cli
  */
 const slotOwner = (client: Cluster, generationKey: string): Redis => {
   const owner = client.slots[calculateSlot(generationKey)]?.[0]
-  const node = client.nodes("master").find((node) => `${node.options.host}:${node.options.port}` === owner)
+  const node = client.nodes("master").find((node) => address(node) === owner)
   if (node === undefined) throw new Error(`no cluster node owns the slot of ${generationKey} yet`)
   return node
 }
+
+const address = (node: Redis): string => `${node.options.host}:${node.options.port}`
 
 /**
  * A cluster node's own connection with the sweep script defined on it. The script is sent to the node itself
@@ -130,17 +132,107 @@ const sweepPage = async (
   }
   // The first page makes sure the client knows the slot's owner at all (it may never have sent this slot a command).
   if (page.node === undefined) await client.exists(generation)
+  return atSlotOwner(client, generation, async (node) => {
+    const cursor = node === page.node ? page.cursor : "0"
+    const [next, removed] = await withSweepScript(node).rcSweep(generation, written, cursor, entryPattern, Scripts.sweepPageCount)
+    return { removed, next: { cursor: next, node } }
+  })
+}
+
+/**
+ * Runs `run` on the primary that owns `key`'s slot, following the cluster when it answers MOVED (ask the cluster
+ * client, by a keyed command, to learn the new owner), ASK or TRYAGAIN (the same node again after the client's
+ * `retryDelayOnTryAgain`), at most `maxRedirections` times, as the cluster client does.
+ */
+const atSlotOwner = async <A>(client: Cluster, key: string, run: (node: Redis) => Promise<A>): Promise<A> => {
   for (let attempts = client.options.maxRedirections ?? 16; ; attempts--) {
-    const node = slotOwner(client, generation)
     try {
-      const cursor = node === page.node ? page.cursor : "0"
-      const [next, removed] = await withSweepScript(node).rcSweep(generation, written, cursor, entryPattern, Scripts.sweepPageCount)
-      return { removed, next: { cursor: next, node } }
+      return await run(slotOwner(client, key))
     } catch (error) {
       const redirect = redirection(error)
       if (redirect === undefined || attempts <= 1) throw error
-      if (redirect === "MOVED") await client.exists(generation)
+      if (redirect === "MOVED") await client.exists(key)
       else await new Promise((resolve) => setTimeout(resolve, client.options.retryDelayOnTryAgain ?? 100))
+    }
+  }
+}
+
+/**
+ * How an invalidation is confirmed: `WAIT replicas timeoutMs` after the generation's DEL.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Confirmation {
+  readonly replicas: number
+  readonly timeoutMs: number
+}
+
+/**
+ * Invalidations confirmed by `WAIT`, each sent as DEL + WAIT in one write over a connection of their own — per
+ * primary on a cluster, to the owner of the namespace's slot (found as the sweep finds it). WAIT blocks the
+ * connection it runs on until the replicas have acknowledged, and counts only that connection's writes: on the
+ * connection hits and misses use, every command would queue behind it, and the count would cover their writes too.
+ *
+ * A connection that failed or timed out is dropped and opened afresh by the next invalidation: through Sentinel,
+ * that asks the sentinels for the current primary, and on a cluster the owner is looked up again, so a failover
+ * (even of a primary that hangs rather than dies) moves the invalidations along.
+ */
+const confirmedInvalidations = (
+  client: ScriptedRedis,
+  confirm: Confirmation,
+  commandTimeoutMs: number
+) => {
+  const connections = new Map<string, Redis>()
+  const connectionTo = (node: Redis): Redis => {
+    const at = address(node)
+    let connection = connections.get(at)
+    if (connection === undefined || connection.status === "end") {
+      connection = node.duplicate({
+        // Connected by its first command, which the offline queue holds meanwhile; every command is still bounded.
+        lazyConnect: true,
+        enableOfflineQueue: true,
+        commandTimeout: commandTimeoutMs + confirm.timeoutMs,
+        maxRetriesPerRequest: 0,
+        autoResendUnfulfilledCommands: false,
+        retryStrategy: () => null
+      })
+      connection.on("error", () => {})
+      connections.set(at, connection)
+    }
+    return connection
+  }
+  const dropOn = async (node: Redis, generation: string): Promise<void> => {
+    const connection = connectionTo(node)
+    try {
+      const replies = await connection.pipeline().del(generation).wait(confirm.replicas, confirm.timeoutMs).exec()
+      const [[deleteError], [waitError, acknowledged]] = replies as [[Error | null], [Error | null, number]]
+      if (deleteError !== null) throw deleteError
+      if (waitError !== null) throw waitError
+      if (acknowledged < confirm.replicas) {
+        throw new Error(
+          `WAIT ${confirm.replicas} ${confirm.timeoutMs}: ${acknowledged} of ${confirm.replicas} replicas acknowledged ` +
+            `the invalidation in time; it may not survive a failover`
+        )
+      }
+    } catch (error) {
+      // The connection may be stuck behind a WAIT, on a hung primary or on one demoted since: start afresh.
+      if (!(error instanceof Error && error.message.startsWith("WAIT "))) {
+        connections.delete(address(node))
+        connection.disconnect()
+      }
+      throw error
+    }
+  }
+  return {
+    drop: (generation: string): Promise<void> =>
+      isCluster(client)
+        ? (client.slots[calculateSlot(generation)] === undefined ? client.exists(generation) : Promise.resolve(0))
+          .then(() => atSlotOwner(client, generation, (node) => dropOn(node, generation)))
+        : dropOn(client, generation),
+    close: () => {
+      for (const connection of connections.values()) connection.disconnect()
+      connections.clear()
     }
   }
 }
@@ -177,6 +269,10 @@ export const make = (
     readonly channel: string
     /** Bound on opening the subscriber connection and subscribing; default 1 second. */
     readonly subscribeTimeoutMs?: number | undefined
+    /** Invalidations return once this many replicas have them (`WAIT`), or fail. */
+    readonly confirmInvalidation?: Confirmation | undefined
+    /** Bound on each command of a confirmed invalidation, besides the WAIT's own timeout; default 500 ms. */
+    readonly commandTimeoutMs?: number | undefined
   }
 ): Effect.Effect<CacheStore.Service, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -187,6 +283,10 @@ export const make = (
     let subscribed: Promise<unknown> | undefined
 
     yield* Effect.addFinalizer(() => Effect.sync(() => subscriber?.disconnect()))
+    const confirmed = options.confirmInvalidation === undefined
+      ? undefined
+      : confirmedInvalidations(client, options.confirmInvalidation, options.commandTimeoutMs ?? 500)
+    if (confirmed !== undefined) yield* Effect.addFinalizer(() => Effect.sync(confirmed.close))
 
     // Commands issued in one tick leave in one write: the first corks the socket, a tick later it is uncorked
     // (ioredis's auto-pipelining does the same with a Pipeline object per flush, which costs more than a
@@ -273,8 +373,12 @@ export const make = (
 
       remove: (key) => Effect.asVoid(call("unlink", () => client.unlink(key.entry))),
 
-      renewGeneration: (namespace, token) =>
-        Effect.asVoid(call("renew generation", () => client.set(namespace.generation, token, "KEEPTTL", "XX"))),
+      // DEL, not a SET of a new token: Redis accepts it even when it is full and refuses writes (noeviction), so
+      // an invalidation is never lost to OOM. The next lookup creates a new unique token, which no entry carries.
+      dropGeneration: (namespace) =>
+        confirmed === undefined
+          ? Effect.asVoid(call("invalidateNamespace", () => client.del(namespace.generation)))
+          : callUncorked("invalidateNamespace", () => confirmed.drop(namespace.generation)),
 
       sweep: (namespace) =>
         Stream.paginateEffect({ cursor: "0", node: undefined } as SweepCursor, (page) =>
@@ -340,6 +444,11 @@ export const make = (
 export interface Options {
   /** Default `redis://127.0.0.1:6379`. */
   readonly url?: string | Redacted.Redacted | undefined
+  /**
+   * ioredis options, merged over what `url` says: `sentinels` + `name`, `tls`, `username`, `password`, `db`, ….
+   * The settings the cache's guarantees rest on (offline queue, command timeout, retries) stay the cache's.
+   */
+  readonly redis?: RedisOptions | undefined
   /** Default `"rc"`; letters, digits and `._:-` only. Must be the `ResponseCache` layer's prefix. */
   readonly prefix?: string | undefined
   /** Bound on every Redis command; default 500 ms. */
@@ -361,13 +470,23 @@ export interface Options {
     readonly capacity: number
     readonly ttl: Duration.DurationInput
   } | undefined
+  /**
+   * Confirmed invalidation (opt-in): `invalidateNamespace` and `purgeNamespace` return only once `WAIT` reports
+   * the invalidation on at least `replicas` replicas (of the namespace's shard, on a cluster) within `timeout`, and
+   * fail with `RedisError` (operation `"invalidateNamespace"`) otherwise — the invalidation may then not survive a
+   * failover. Sent over a connection of its own, so no hit or miss ever queues behind a WAIT.
+   */
+  readonly confirmInvalidation?: {
+    readonly replicas: number
+    readonly timeout: Duration.DurationInput
+  } | undefined
 }
 
 /**
  * @since 0.1.0
  * @category models
  */
-export interface ClusterOptions extends Omit<Options, "url"> {
+export interface ClusterOptions extends Omit<Options, "url" | "redis"> {
   /** Some of the cluster's nodes, e.g. `["redis://10.0.0.1:7000"]`; the rest are discovered. */
   readonly nodes: ReadonlyArray<string | Redacted.Redacted>
 }
@@ -381,10 +500,29 @@ const makeOver = (connect: (commandTimeout: number) => Redis | Cluster, options:
     if (near !== undefined && (!Number.isSafeInteger(near.capacity) || near.capacity < 1)) {
       return yield* Effect.dieMessage(`Invalid nearCache capacity ${near.capacity}: use a whole number, at least 1`)
     }
+    const confirm = options.confirmInvalidation
+    let confirmInvalidation: Confirmation | undefined
+    if (confirm !== undefined) {
+      const timeoutMs = Math.ceil(Duration.toMillis(Duration.decode(confirm.timeout)))
+      if (!Number.isSafeInteger(confirm.replicas) || confirm.replicas < 1) {
+        return yield* Effect.dieMessage(
+          `Invalid confirmInvalidation.replicas ${confirm.replicas}: use a whole number of replicas, at least 1`
+        )
+      }
+      // WAIT with a timeout of 0 blocks for ever.
+      if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
+        return yield* Effect.dieMessage(
+          `Invalid confirmInvalidation.timeout ${Duration.format(Duration.decode(confirm.timeout))}: use a finite duration of at least 1 ms`
+        )
+      }
+      confirmInvalidation = { replicas: confirm.replicas, timeoutMs }
+    }
     const client = defineScripts(yield* RedisClient.acquire(() => connect(commandTimeout), commandTimeout))
     const store = yield* make(client, {
       channel: Keys.lockReleasedChannel(prefix),
-      subscribeTimeoutMs: Math.max(1000, commandTimeout)
+      subscribeTimeoutMs: Math.max(1000, commandTimeout),
+      confirmInvalidation,
+      commandTimeoutMs: commandTimeout
     })
     const guarded = CircuitBreaker.make(store, {
       failures: options.circuitBreaker?.failures ?? 5,
@@ -412,7 +550,11 @@ export const layer = (options: Options = {}): Layer.Layer<CacheStore> =>
     makeOver(
       (commandTimeout) =>
         // No auto-pipelining: the store batches the commands of one tick into one write itself, more cheaply.
-        new Redis(RedisClient.reveal(options.url ?? "redis://127.0.0.1:6379"), RedisClient.clientOptions(commandTimeout)),
+        new Redis(RedisClient.reveal(options.url ?? "redis://127.0.0.1:6379"), {
+          // (Spread as a plain object: ioredis 6's overloads do not take its own options type back, `replyMapping`.)
+          ...(options.redis as object | undefined),
+          ...RedisClient.clientOptions(commandTimeout)
+        }),
       options
     )
   )

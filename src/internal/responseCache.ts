@@ -220,7 +220,7 @@ export const make = (
         .pipe(Effect.withSpan("ResponseCache.invalidate", { captureStackTrace: false }))
 
     const invalidateNamespace = (namespace: string) =>
-      Effect.suspend(() => store.renewGeneration(keys.namespaceKeys(namespace), nextToken())).pipe(
+      Effect.suspend(() => store.dropGeneration(keys.namespaceKeys(namespace))).pipe(
         Effect.withSpan("ResponseCache.invalidateNamespace", {
           attributes: { "cache.namespace": namespace },
           captureStackTrace: false

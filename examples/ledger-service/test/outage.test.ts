@@ -67,7 +67,7 @@ const failingInvalidations = (inner: Layer.Layer<ResponseCache.ResponseCache>) =
         Effect.suspend(() => {
           failing.attempts++
           return failing.on
-            ? Effect.fail(new RedisError({ operation: "renew generation", cause: "failing on purpose (test)" }))
+            ? Effect.fail(new RedisError({ operation: "invalidateNamespace", cause: "failing on purpose (test)" }))
             : cache.invalidateNamespace(namespace)
         })
     }))

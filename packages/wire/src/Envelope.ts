@@ -33,7 +33,22 @@ export interface Lookup {
   /** The namespace's current generation; undefined when it has none and none was asked to be created. */
   readonly generation: string | undefined
   readonly entry: StoredEntry | undefined
+  /**
+   * True when the key holds something that is no entry of this cache at all (no `<generation>|<graceMs>|` in
+   * front): corrupt, rather than an entry of another generation.
+   */
+  readonly corrupt?: boolean | undefined
 }
+
+/**
+ * Whether a stored value has the envelope of an entry, `<token>|<graceMs>|…` (tokens are base64url).
+ *
+ * @since 0.1.0
+ * @category envelope
+ */
+export const isEnvelope = (value: string): boolean => envelope.test(value)
+
+const envelope = /^[A-Za-z0-9_-]+\|\d+\|/
 
 /**
  * What the write script stores after the generation: `<graceMs>|<json>`.
@@ -55,10 +70,10 @@ export const fromMget = (
   value: string | null | undefined
 ): Lookup | undefined => {
   if (generation === null || generation === undefined) return undefined
-  if (
-    value === null || value === undefined || value.charCodeAt(generation.length) !== 124 ||
-    !value.startsWith(generation)
-  ) return { generation, entry: undefined }
+  if (value === null || value === undefined) return { generation, entry: undefined }
+  if (value.charCodeAt(generation.length) !== 124 || !value.startsWith(generation)) {
+    return isEnvelope(value) ? { generation, entry: undefined } : { generation, entry: undefined, corrupt: true }
+  }
   const bar = value.indexOf("|", generation.length + 1)
   // `0|`: no grace. Anything else needs the PTTL the script reads with it.
   if (bar !== generation.length + 2 || value.charCodeAt(generation.length + 1) !== 48) return undefined
@@ -66,15 +81,17 @@ export const fromMget = (
 }
 
 /**
- * Reads the lookup script's reply: `{}`, `{generation}` or `{generation, "<graceMs>|<json>", pttl}`.
+ * Reads the lookup script's reply: `{}`, `{generation}`, `{generation, 0}` (the key holds no entry of this cache)
+ * or `{generation, "<graceMs>|<json>", pttl}`.
  *
  * @since 0.1.0
  * @category envelope
  */
 export const fromLookupReply = (reply: ReadonlyArray<string | number>): Lookup => {
   const generation = reply[0] as string | undefined
-  const value = reply[1] as string | undefined
+  const value = reply[1]
   if (value === undefined) return { generation, entry: undefined }
+  if (typeof value === "number") return { generation, entry: undefined, corrupt: true }
   const bar = value.indexOf("|")
   return {
     generation,

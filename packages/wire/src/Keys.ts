@@ -1,7 +1,11 @@
 /**
  * Key derivation. Every key the cache writes lives under `<prefix>:{ns:<namespace>}:…`:
  *
- * - `…:g`            the namespace's generation (a token replaced by every invalidation);
+ * - `…:g`            the namespace's generation: a unique token, created by the first lookup or write that finds
+ *                    none. An invalidation DELetes it (one O(1) command, which Redis accepts even when it is full
+ *                    under `noeviction`, where a SET is refused), so no stored entry is current any more; the next
+ *                    lookup creates a new token. Processes that still replace it with `SET … XX KEEPTTL` interoperate:
+ *                    either way no entry of the old token is current again;
  * - `…:w`            the last generation any entry was written under (so a sweep knows when none is current);
  * - `…:e:<digest>`   an entry, where `<digest>` is the 64-hex BLAKE3 of the cacheable's name and the canonical
  *                    JSON of the query's encoded form;
@@ -140,14 +144,23 @@ export const canonicalJson = (value: unknown): string => {
 }
 
 /**
- * The 64-hex BLAKE3 digest of a cacheable's name and a query's canonical JSON. The name is written as a JSON
- * string, which ends unambiguously, so no name/query pair shares its input with another.
+ * The 64-hex BLAKE3 digest of a cacheable's name, its response fingerprint if it has one, and a query's canonical
+ * JSON. The name is written as a JSON string, which ends unambiguously; a fingerprint follows as `@` and a JSON
+ * string (`@` starts no JSON value), so no name/fingerprint/query triple shares its input with another — and a
+ * digest without a fingerprint is the one every earlier version computed.
+ *
+ * The fingerprint says which response schema the entry was written under: an entry written under another one has
+ * another key, so a reader never meets it (a miss, in every mode), and processes on two schemas side by side (a
+ * rolling deploy) never overwrite each other's entries. It only ever splits entries: generations and locks do not
+ * depend on it, so invalidation is shared whatever the fingerprints.
  *
  * @since 0.1.0
  * @category keys
  */
-export const digest = (name: string, canonicalQuery: string): string => {
-  const input = JSON.stringify(name) + canonicalQuery
+export const digest = (name: string, canonicalQuery: string, fingerprint?: string | undefined): string => {
+  const input = fingerprint === undefined
+    ? JSON.stringify(name) + canonicalQuery
+    : JSON.stringify(name) + "@" + JSON.stringify(fingerprint) + canonicalQuery
   let hex = digests.get(input)
   if (hex === undefined) {
     hex = bytesToHex(blake3(utf8ToBytes(input)))

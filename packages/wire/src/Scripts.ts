@@ -8,7 +8,8 @@
 
 /**
  * KEYS: generation, entry. ARGV: token to create a missing generation with ("" = do not), its ttl in ms.
- * Returns {} (no generation), {generation} (no entry of it) or {generation, "<graceMs>|<json>", pttl}.
+ * Returns {} (no generation), {generation} (no entry of it), {generation, 0} (the entry key holds something that
+ * has no entry envelope `<token>|<graceMs>|` at all: corrupt) or {generation, "<graceMs>|<json>", pttl}.
  *
  * @since 0.1.0
  * @category scripts
@@ -22,8 +23,10 @@ if not generation then
 end
 local value = redis.call('GET', KEYS[2])
 local n = #generation
-if not value or string.byte(value, n + 1) ~= 124 or string.sub(value, 1, n) ~= generation then
-  return {generation}
+if not value then return {generation} end
+if string.byte(value, n + 1) ~= 124 or string.sub(value, 1, n) ~= generation then
+  if string.find(value, '^[%w_%-]+|%d+|') then return {generation} end
+  return {generation, 0}
 end
 return {generation, string.sub(value, n + 2), redis.call('PTTL', KEYS[2])}
 `
@@ -56,9 +59,9 @@ return 1
 /**
  * KEYS: generation, written. ARGV: SCAN cursor, MATCH pattern, COUNT. One SCAN page of a namespace's entries,
  * taken and swept inside Redis, so no key name travels to the client. It UNLINKs the entries the current generation
- * does not count. While no entry has been written under the current generation (`written` holds another, or
- * nothing) — a purge right after its invalidation, typically — that is every entry of the page, with no entry
- * read; else each entry's head is checked (GETRANGE of the generation's length) first. Returns {next cursor, how
+ * does not count. While there is no generation (an invalidation deleted it) or no entry has been written under the
+ * current one (`written` holds another, or nothing) — a purge right after its invalidation, typically — that is
+ * every entry of the page, with no entry read; else each entry's head is checked (GETRANGE of the generation's length) first. Returns {next cursor, how
  * many it removed}. SCAN names no key and returns only keys local to the node it runs on, so on a cluster the
  * script runs on the owner of the namespace's slot and touches only keys of that slot.
  *

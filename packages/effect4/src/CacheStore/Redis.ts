@@ -81,12 +81,28 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   const channel = Keys.lockReleasedChannel(options.prefix)
   const timeoutMs = Duration.toMillis(options.commandTimeout)
 
+  const toRedisError = (operation: string) => (error: Redis.RedisError | RedisError) =>
+    error instanceof RedisError ? error : new RedisError({ operation, cause: error.cause })
+
+  // The bound on every store call. `Effect.timeoutOrElse` races the call against a sleeping fiber, which doubled
+  // the cost of a hit (measured: ~21 µs of ~44 µs client CPU per hit); here the call runs in one child fiber of
+  // the caller's context and a plain timer fails it, so the caller waits at most `commandTimeout` either way.
   const bounded = <A>(operation: string, effect: Effect.Effect<A, Redis.RedisError | RedisError>) =>
-    effect.pipe(
-      Effect.mapError((error) => error instanceof RedisError ? error : new RedisError({ operation, cause: error.cause })),
-      Effect.timeoutOrElse({
-        duration: options.commandTimeout,
-        orElse: () => Effect.fail(new RedisError({ operation, cause: new Error(`no answer within ${timeoutMs} ms`) }))
+    Effect.withFiber<A, RedisError>((parent) =>
+      Effect.callback<A, RedisError>((resume) => {
+        const child = Effect.runForkWith(parent.context)(Effect.mapError(effect, toRedisError(operation)))
+        const timer = setTimeout(() => {
+          resume(Effect.fail(new RedisError({ operation, cause: new Error(`no answer within ${timeoutMs} ms`) })))
+          child.interruptUnsafe()
+        }, timeoutMs)
+        child.addObserver((exit) => {
+          clearTimeout(timer)
+          resume(exit)
+        })
+        return Effect.sync(() => {
+          clearTimeout(timer)
+          child.interruptUnsafe()
+        })
       })
     )
 
