@@ -3,8 +3,8 @@
  * the table it returns. Helpers for the interleaved rounds and their medians live here too.
  */
 import type { Redis } from "ioredis"
-import { runInNewContext } from "node:vm"
 import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import type { Contender, Env, Instance } from "./Contender.js"
 import type { Origin } from "./Origin.js"
 import type { Sizes } from "./Sizes.js"
@@ -54,9 +54,7 @@ export interface Workload {
 
 /** The contenders that take part in a workload (those that declare `only` take part in the ones listed). */
 export const entrantsOf = (bench: Bench, workload: string, keep: (entrant: Entrant) => boolean = () => true) =>
-  bench.entrants.filter((e) =>
-    (e.contender.only === undefined || e.contender.only.includes(workload)) && keep(e)
-  )
+  bench.entrants.filter((e) => (e.contender.only === undefined || e.contender.only.includes(workload)) && keep(e))
 
 setFlagsFromString("--expose-gc")
 const collect = runInNewContext("gc") as () => void

@@ -89,7 +89,7 @@ export const run = async (options: RunOptions = {}): Promise<Results> => {
     for (const workload of workloads) {
       if (options.workloads !== undefined && !options.workloads.includes(workload.id)) continue
       const w0 = performance.now()
-      tables.push(...(await workload.run(bench)))
+      for (const table of await workload.run(bench)) tables.push(table)
       log(`${workload.id}: ${((performance.now() - w0) / 1000).toFixed(1)} s`)
     }
     for (const entrant of entrants) {

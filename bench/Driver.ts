@@ -29,7 +29,7 @@ export interface LoopResult extends LatencySummary {
 }
 
 export const runLoop = async (caller: Caller, options: LoopOptions): Promise<LoopResult> => {
-  const { concurrency, next, namespaceOf } = options
+  const { concurrency, namespaceOf, next } = options
   const histogram = new Histogram()
   let errors = 0
   const cpu0 = process.cpuUsage()

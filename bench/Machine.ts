@@ -1,9 +1,9 @@
 /**
  * The machine a run was measured on, for the results file and the README: figures mean nothing without it.
  */
+import type { Redis } from "ioredis"
 import { readFileSync } from "node:fs"
 import { availableParallelism, cpus, loadavg, release, totalmem, type } from "node:os"
-import type { Redis } from "ioredis"
 
 export interface Machine {
   readonly cpus: number

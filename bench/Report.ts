@@ -50,7 +50,9 @@ export const tableMarkdown = (table: Table): string => {
   const header = `| ${table.columns.map((c) => c.header).join(" | ")} |`
   const rule = `|${table.columns.map((c) => (c.format === "text" ? "---" : "---:")).join("|")}|`
   const rows = table.rows.map((row) =>
-    `| ${table.columns.map((c) => (c.key === "label" ? row.label : formatValue(row.values[c.key], c.format))).join(" | ")} |`
+    `| ${
+      table.columns.map((c) => (c.key === "label" ? row.label : formatValue(row.values[c.key], c.format))).join(" | ")
+    } |`
   )
   return [`#### ${table.title}`, "", table.note, "", header, rule, ...rows].join("\n")
 }

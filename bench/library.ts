@@ -13,10 +13,13 @@ const root = fileURLToPath(new URL("..", import.meta.url))
 
 /** The newest modification time of the files under `dir`. */
 const newest = (dir: string): number =>
-  Math.max(0, ...readdirSync(dir, { withFileTypes: true }).map((entry) => {
-    const path = join(dir, entry.name)
-    return entry.isDirectory() ? newest(path) : statSync(path).mtimeMs
-  }))
+  Math.max(
+    0,
+    ...readdirSync(dir, { withFileTypes: true }).map((entry) => {
+      const path = join(dir, entry.name)
+      return entry.isDirectory() ? newest(path) : statSync(path).mtimeMs
+    })
+  )
 
 const load = async (): Promise<typeof Library> => {
   if (process.env["VITEST"] !== undefined) return import("../src/index.js")
@@ -34,4 +37,4 @@ const load = async (): Promise<typeof Library> => {
   return import(built) as Promise<typeof Library>
 }
 
-export const { Cacheable, CachePolicy, ResponseCache } = await load()
+export const { CachePolicy, Cacheable, ResponseCache } = await load()

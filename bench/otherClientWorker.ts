@@ -5,8 +5,8 @@
  * "exit" quits.
  */
 import { Redis } from "ioredis"
-import { createInterface } from "node:readline"
 import { performance } from "node:perf_hooks"
+import { createInterface } from "node:readline"
 import { Histogram } from "./Histogram.js"
 
 const [url, key] = process.argv.slice(2) as [string, string]

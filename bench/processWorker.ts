@@ -19,7 +19,14 @@ const instances = new Map<string, Instance>()
 for (const id of ids.split(",")) {
   const contender = contenders.find((c) => c.id === id)
   if (contender === undefined) throw new Error(`unknown contender ${id}`)
-  const instance = await contender.start({ url, host, port: Number(port), prefix: prefixOf(id), origin, ttlMs: Number(ttlMs) })
+  const instance = await contender.start({
+    url,
+    host,
+    port: Number(port),
+    prefix: prefixOf(id),
+    origin,
+    ttlMs: Number(ttlMs)
+  })
   if (instance !== undefined) instances.set(id, instance)
 }
 process.stdout.write("ready\n")
@@ -35,7 +42,7 @@ for await (const line of createInterface({ input: process.stdin })) {
   origin.reset(command.resolverMs)
   const counted: Array<Promise<unknown>> = []
   origin.onRun = () => counted.push(counter.incr(command.counterKey))
-  const { wallMs, errors } = await runBurst(instance.caller, command.callers, command.ns, command.id)
+  const { errors, wallMs } = await runBurst(instance.caller, command.callers, command.ns, command.id)
   await Promise.all(counted)
   const runs = origin.runs
   origin.reset()

@@ -37,7 +37,14 @@ const server = await startRedisServer()
 const admin = new Redis(server.url)
 try {
   const origin = new Origin()
-  const env = { url: server.url, host: "127.0.0.1", port: server.port, prefix: prefixOf(contender.id), origin, ttlMs: 600_000 }
+  const env = {
+    url: server.url,
+    host: "127.0.0.1",
+    port: server.port,
+    prefix: prefixOf(contender.id),
+    origin,
+    ttlMs: 600_000
+  }
   const instance = await contender.start(env)
   if (instance === undefined) throw new Error(`${contender.id} is not supported by this build`)
   const entrant = { contender, instance, env }
@@ -63,7 +70,9 @@ try {
   const result = await loop(Number(args.seconds) * 1000)
   process.stdout.write(
     `${contender.id}, ${args.concurrency} in flight: ${Math.round(result.opsPerSec)} ops/s, ` +
-      `p50 ${result.p50Ms.toFixed(3)} ms, p99 ${result.p99Ms.toFixed(3)} ms, ${result.cpuUsPerOp.toFixed(1)} µs CPU/op\n`
+      `p50 ${result.p50Ms.toFixed(3)} ms, p99 ${result.p99Ms.toFixed(3)} ms, ${
+        result.cpuUsPerOp.toFixed(1)
+      } µs CPU/op\n`
   )
   await instance.close()
 } finally {

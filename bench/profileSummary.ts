@@ -47,7 +47,7 @@ const byFunction = new Map<string, number>()
 const byPackage = new Map<string, number>()
 for (const [id, us] of selfUs) {
   const node = byId.get(id)!
-  const { functionName, url, lineNumber } = node.callFrame
+  const { functionName, lineNumber, url } = node.callFrame
   const name = `${functionName || "(anonymous)"}  ${url === "" ? "" : `${where(url)}:${lineNumber + 1}`}`
   byFunction.set(name, (byFunction.get(name) ?? 0) + us)
   byPackage.set(packageOf(url), (byPackage.get(packageOf(url)) ?? 0) + us)
@@ -56,7 +56,9 @@ for (const [id, us] of selfUs) {
 const print = (title: string, entries: Map<string, number>, n: number) => {
   process.stdout.write(`\n${title}\n`)
   for (const [name, us] of [...entries].sort((a, b) => b[1] - a[1]).slice(0, n)) {
-    process.stdout.write(`${(100 * us / total).toFixed(1).padStart(5)} %  ${(us / 1000).toFixed(0).padStart(6)} ms  ${name}\n`)
+    process.stdout.write(
+      `${(100 * us / total).toFixed(1).padStart(5)} %  ${(us / 1000).toFixed(0).padStart(6)} ms  ${name}\n`
+    )
   }
 }
 process.stdout.write(`${file}: ${(total / 1000).toFixed(0)} ms sampled\n`)
@@ -71,7 +73,7 @@ if (focus !== undefined) {
     if (byId.get(id)!.callFrame.functionName !== focus) continue
     const frames: Array<string> = []
     for (let at = parents.get(id); at !== undefined && frames.length < 12; at = parents.get(at)) {
-      const { functionName, url, lineNumber } = byId.get(at)!.callFrame
+      const { functionName, lineNumber, url } = byId.get(at)!.callFrame
       frames.push(`${functionName || "(anonymous)"} ${where(url)}:${lineNumber + 1}`)
     }
     const stack = frames.join("\n      ← ")

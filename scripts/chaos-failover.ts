@@ -58,7 +58,9 @@ const main = async () => {
       }
       const runsWith = (counts: Array<number>) => counts.filter((n) => n > 0).length
       summary.push(
-        `${name} ${how}: stale reads per run, confirmed [${staleConfirmed.join(", ")}] (${runsWith(staleConfirmed)} of ${runs} runs), ` +
+        `${name} ${how}: stale reads per run, confirmed [${staleConfirmed.join(", ")}] (${
+          runsWith(staleConfirmed)
+        } of ${runs} runs), ` +
           `unconfirmed [${staleUnconfirmed.join(", ")}] (${runsWith(staleUnconfirmed)} of ${runs} runs)`
       )
     }

@@ -44,7 +44,11 @@ const main = async () => {
       for (const name of ["plain", "confirmed"] as const) {
         const sorted = times[name].sort((a, b) => a - b)
         const at = (p: number) => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!.toFixed(3)
-        console.log(`${name}: ${sorted.length} invalidations, p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${sorted.at(-1)!.toFixed(3)} ms`)
+        console.log(
+          `${name}: ${sorted.length} invalidations, p50 ${at(0.5)} ms, p99 ${at(0.99)} ms, max ${
+            sorted.at(-1)!.toFixed(3)
+          } ms`
+        )
       }
     }))
     await Effect.runPromise(program)

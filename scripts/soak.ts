@@ -185,7 +185,13 @@ const program = Effect.gen(function*() {
         if (next >= requests) return
         yield* Effect.sleep("5 millis")
       }
-      const restart: Restart = { killedAtRequest: next, killedAt: 0, restartedAt: 0, firstHitAt: undefined, bypassedWhileDown: 0 }
+      const restart: Restart = {
+        killedAtRequest: next,
+        killedAt: 0,
+        restartedAt: 0,
+        firstHitAt: undefined,
+        bypassedWhileDown: 0
+      }
       restartLog.push(restart)
       yield* Effect.promise(() =>
         new Promise<void>((resolve) => {
@@ -212,12 +218,20 @@ const program = Effect.gen(function*() {
 
   const sorted = stats.latencies.slice(0, stats.completed).sort()
   const ms = (x: number) => `${x.toFixed(2)} ms`
-  console.log(`\nrequests         ${stats.completed} in ${seconds.toFixed(1)} s (${Math.round(stats.completed / seconds)}/s)`)
+  console.log(
+    `\nrequests         ${stats.completed} in ${seconds.toFixed(1)} s (${Math.round(stats.completed / seconds)}/s)`
+  )
   console.log(`failed requests  ${stats.failed}`)
   for (const [error, count] of stats.errors) console.log(`                 ${count} × ${error}`)
-  console.log(`stale reads      ${ledger.stale.length} (of ${ledger.reads} checked, ${ledger.readsAfterInvalidation} after an invalidation)`)
+  console.log(
+    `stale reads      ${ledger.stale.length} (of ${ledger.reads} checked, ${ledger.readsAfterInvalidation} after an invalidation)`
+  )
   for (const stale of ledger.stale.slice(0, 5)) console.log(`                 ${JSON.stringify(stale)}`)
-  console.log(`latency          p50 ${ms(percentile(sorted, 50))}, p99 ${ms(percentile(sorted, 99))}, p99.9 ${ms(percentile(sorted, 99.9))}, max ${ms(sorted[sorted.length - 1] ?? NaN)}`)
+  console.log(
+    `latency          p50 ${ms(percentile(sorted, 50))}, p99 ${ms(percentile(sorted, 99))}, p99.9 ${
+      ms(percentile(sorted, 99.9))
+    }, max ${ms(sorted[sorted.length - 1] ?? NaN)}`
+  )
   console.log(`outcomes         ${Object.entries(stats.outcomes).map(([k, v]) => `${k} ${v}`).join(", ")}`)
   outcomeNames.forEach((name, index) => {
     const these = Float64Array.from(
@@ -232,10 +246,14 @@ const program = Effect.gen(function*() {
   console.log(`warnings logged  ${stats.warnings} (one per call answered from the resolver)`)
   console.log(`in flight after  ${JSON.stringify(inFlight)}`)
   restartLog.forEach((restart, n) => {
-    const toHit = restart.firstHitAt === undefined ? "NO HIT before the run ended" : `${((restart.firstHitAt - restart.restartedAt) / 1000).toFixed(2)} s`
+    const toHit = restart.firstHitAt === undefined
+      ? "NO HIT before the run ended"
+      : `${((restart.firstHitAt - restart.restartedAt) / 1000).toFixed(2)} s`
     console.log(
       `restart ${n + 1}        killed at call ${restart.killedAt > 0 ? restart.killedAtRequest : "?"}, down ` +
-        `${((restart.restartedAt - restart.killedAt) / 1000).toFixed(2)} s (${restart.bypassedWhileDown} calls answered by the ` +
+        `${
+          ((restart.restartedAt - restart.killedAt) / 1000).toFixed(2)
+        } s (${restart.bypassedWhileDown} calls answered by the ` +
         `resolver meanwhile); restart → first hit: ${toHit}`
     )
   })

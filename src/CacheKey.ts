@@ -17,8 +17,8 @@ import { Keys } from "@ledgerlink/response-cache-wire"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import { SerdeError } from "./CacheError.js"
 import type { Cacheable } from "./Cacheable.js"
+import { SerdeError } from "./CacheError.js"
 
 /**
  * @since 0.1.0

@@ -144,7 +144,9 @@ const check = (policy: CachePolicy): Effect.Effect<Resolved, TimeError> => {
   if (invalid !== undefined) return Effect.fail(new TimeError({ reason: invalid }))
   const ttlMs = Duration.toMillis(policy.ttl)
   if (!Number.isFinite(ttlMs) || ttlMs < 1) {
-    return Effect.fail(new TimeError({ reason: `ttl must be finite and at least 1 ms, got ${Duration.format(policy.ttl)}` }))
+    return Effect.fail(
+      new TimeError({ reason: `ttl must be finite and at least 1 ms, got ${Duration.format(policy.ttl)}` })
+    )
   }
   const staleWhileRevalidateMs = Duration.toMillis(policy.staleWhileRevalidate)
   const staleIfErrorMs = Duration.toMillis(policy.staleIfError)

@@ -64,7 +64,10 @@ export declare namespace ResponseCache {
       query: Q
     ) => Effect.Effect<WithOutcome<A>, E | CacheError, R>
     /** The fresh cached response, if there is one; never resolves. */
-    readonly get: <Q, A, E, R>(cacheable: Cacheable<Q, A, E, R>, query: Q) => Effect.Effect<Option.Option<A>, CacheError>
+    readonly get: <Q, A, E, R>(
+      cacheable: Cacheable<Q, A, E, R>,
+      query: Q
+    ) => Effect.Effect<Option.Option<A>, CacheError>
     /** Stores a response as the current one for its query. */
     readonly set: <Q, A, E, R>(cacheable: Cacheable<Q, A, E, R>, query: Q, value: A) => Effect.Effect<void, CacheError>
     /** Removes one entry; best effort against a resolve already in flight elsewhere (use namespaces for that). */

@@ -9,7 +9,9 @@ describe("npm run bench", () => {
   it("runs every workload end to end at tiny sizes", { timeout: 180_000 }, async () => {
     const results = await run({ sizes: "tiny" })
     const ids = results.tables.map((t) => t.id)
-    for (const id of ["hot-64", "hot-1", "miss", "stampede", "stampede-processes", "invalidation-100", "sweep", "soak"]) {
+    for (
+      const id of ["hot-64", "hot-1", "miss", "stampede", "stampede-processes", "invalidation-100", "sweep", "soak"]
+    ) {
       assert.include(ids, id)
     }
     for (const table of results.tables) {
@@ -19,7 +21,17 @@ describe("npm run bench", () => {
       }
     }
     const hot = results.tables.find((t) => t.id === "hot-64")!
-    for (const contender of ["raw", "ours-redis", "ours-memory", "bentocache", "cachified", "cache-manager", "async-cache-dedupe"]) {
+    for (
+      const contender of [
+        "raw",
+        "ours-redis",
+        "ours-memory",
+        "bentocache",
+        "cachified",
+        "cache-manager",
+        "async-cache-dedupe"
+      ]
+    ) {
       const row = hot.rows.find((r) => r.contender === contender)
       assert.isDefined(row, `${contender} ran`)
       assert.isAbove(row!.values.opsPerSec as number, 0)

@@ -58,7 +58,10 @@ const ownRedis = (args: ReadonlyArray<string> = []) =>
 
 /** The Redis layer, built once in the test's scope: the same instance (the "service") lives through the outage. */
 const buildCache = (options: ResponseCache.RedisOptions) =>
-  Effect.map(Layer.build(ResponseCache.layerRedis(options)), (context) => Context.get(context, ResponseCache.ResponseCache))
+  Effect.map(
+    Layer.build(ResponseCache.layerRedis(options)),
+    (context) => Context.get(context, ResponseCache.ResponseCache)
+  )
 
 /** Captures the logs (the cache warns once per bypassed call) instead of printing them. */
 const captureLogs = () => {
@@ -123,13 +126,14 @@ const ledgerCacheable = (ledger: Ledger, options: { readonly padBytes?: number; 
 type Cache = ResponseCache.ResponseCache.Service
 
 /** A checked read: its floor taken when it starts, its answer's version checked against it. */
-const checkedRead = (cache: Cache, ledger: Ledger, cacheable: ReturnType<typeof ledgerCacheable>["cacheable"]) =>
-(ns: string, q: number) =>
-  ledger.read(
-    ns,
-    bounded(`read ${ns}/${q}`, cache.getOrResolveWithOutcome(cacheable, { ns, q })),
-    (result) => ({ version: result.value.version, outcome: result.outcome })
-  )
+const checkedRead =
+  (cache: Cache, ledger: Ledger, cacheable: ReturnType<typeof ledgerCacheable>["cacheable"]) =>
+  (ns: string, q: number) =>
+    ledger.read(
+      ns,
+      bounded(`read ${ns}/${q}`, cache.getOrResolveWithOutcome(cacheable, { ns, q })),
+      (result) => ({ version: result.value.version, outcome: result.outcome })
+    )
 
 const settledInFlight = (cache: Cache) =>
   cache.inFlight.pipe(
@@ -147,153 +151,171 @@ const callersWaiting = (cache: Cache, callers: number) =>
 // --- Tests ---------------------------------------------------------------------------------------------------
 
 describe("chaos: the cache's own redis-server frozen, killed, restarted and starved", () => {
-  it.scopedLive("SIGSTOP during load: calls stay bounded, the breaker opens, answers keep coming; SIGCONT: caching resumes", () => {
-    const logs = captureLogs()
-    return Effect.gen(function*() {
-      const redis = yield* ownRedis()
-      const cache = yield* buildCache({
-        url: redis.url,
-        prefix: uniqueName("stop"),
-        commandTimeout: 100,
-        circuitBreaker: { failures: 3, cooldown: 300 }
-      })
-      const ledger = new Ledger()
-      const { cacheable, state } = ledgerCacheable(ledger, { delayMs: 2 })
-      const call = (q: number) => bounded(`call ${q}`, cache.getOrResolveWithOutcome(cacheable, { ns: "stop", q }))
-      const summary = (r: ResponseCache.WithOutcome<typeof Answer.Type>) => [r.value.run, r.outcome]
-
-      assert.deepStrictEqual(summary(yield* call(0)), [1, "miss"])
-      assert.deepStrictEqual(summary(yield* call(0)), [1, "hit"])
-
-      yield* redis.signal("SIGSTOP")
-      // 200 calls at concurrency 20 while Redis is frozen: every one answers, from a resolve of its own.
-      const load = yield* Effect.forEach(range(200), (i) => call(i % 10), { concurrency: 20 })
-      assert.isTrue(load.every((r) => r.outcome === "bypass"))
-      assert.strictEqual(new Set(load.map((r) => r.value.run)).size, 200)
-      assert.strictEqual(state.runs, 201)
-      // One warning per call; only the first calls waited out the command timeout, before the breaker opened —
-      // the rest were turned away at once without reaching Redis.
-      const timedOut = logs.count(/timed out/)
-      const turnedAway = logs.count(/circuit open/)
-      assert.strictEqual(timedOut + turnedAway, 200)
-      assert.isAtLeast(timedOut, 3)
-      assert.isAtLeast(turnedAway, 150)
-
-      // After the cool-down, the breaker probes again — exactly one call reaches the frozen Redis — and re-opens.
-      yield* Effect.sleep("400 millis")
-      logs.entries.length = 0
-      const probe = yield* Effect.all(range(20).map((i) => call(i % 10)), { concurrency: "unbounded" })
-      assert.isTrue(probe.every((r) => r.outcome === "bypass"))
-      assert.strictEqual(logs.count(/timed out/), 1)
-      assert.strictEqual(logs.count(/circuit open/), 19)
-
-      // Another instance built while Redis is frozen builds (it does not wait for a hung Redis), and every other
-      // operation on it fails with RedisError within the bound instead of hanging.
-      const other = yield* bounded("build while frozen", buildCache({ url: redis.url, prefix: uniqueName("stop"), commandTimeout: 100 }))
-      const operations: Array<Effect.Effect<unknown, unknown>> = [
-        other.get(cacheable, { ns: "stop", q: 0 }),
-        other.set(cacheable, { ns: "stop", q: 0 }, { version: 1, run: 0, pad: "" }),
-        other.invalidate(cacheable, { ns: "stop", q: 0 }),
-        other.invalidateNamespace("stop"),
-        other.purgeNamespace("stop"),
-        Stream.runDrain(other.sweepNamespace("stop"))
-      ]
-      for (const operation of operations) {
-        const error = yield* Effect.flip(bounded("an operation while frozen", operation))
-        assert.strictEqual((error as { _tag?: string })._tag, "RedisError")
-      }
-
-      yield* redis.signal("SIGCONT")
-      // The same layer instance: the next probe succeeds and the warm entry is served again.
-      const resumed = yield* pollUntil(call(0), (r) => r.outcome === "hit")
-      assert.deepStrictEqual(summary(resumed), [1, "hit"])
-      // And new entries are written and read again.
-      const runs = state.runs
-      assert.deepStrictEqual(summary(yield* call(42)), [runs + 1, "miss"])
-      assert.deepStrictEqual(summary(yield* call(42)), [runs + 1, "hit"])
-      assert.deepStrictEqual(yield* settledInFlight(cache), { resolves: 0, callers: 0 })
-    }).pipe(Effect.provide(logs.layer))
-  }, 20_000)
-
-  for (const near of [false, true]) {
-    it.scopedLive(`SIGKILL and a restart on the same port${near ? " (near-cache on)" : ""}: caching resumes, and no answer is older than its floor`, () => {
+  it.scopedLive(
+    "SIGSTOP during load: calls stay bounded, the breaker opens, answers keep coming; SIGCONT: caching resumes",
+    () => {
       const logs = captureLogs()
       return Effect.gen(function*() {
         const redis = yield* ownRedis()
         const cache = yield* buildCache({
           url: redis.url,
-          prefix: uniqueName("kill"),
-          commandTimeout: 200,
-          circuitBreaker: { failures: 3, cooldown: 200 },
-          ...(near ? { nearCache: { capacity: 1000, ttl: "30 seconds" } } : {})
+          prefix: uniqueName("stop"),
+          commandTimeout: 100,
+          circuitBreaker: { failures: 3, cooldown: 300 }
         })
         const ledger = new Ledger()
-        const { cacheable } = ledgerCacheable(ledger, { delayMs: 2 })
-        const ns = uniqueName("ledger")
-        const read = checkedRead(cache, ledger, cacheable)
-        const summary = (r: ResponseCache.WithOutcome<typeof Answer.Type>) => [r.value.version, r.outcome]
+        const { cacheable, state } = ledgerCacheable(ledger, { delayMs: 2 })
+        const call = (q: number) => bounded(`call ${q}`, cache.getOrResolveWithOutcome(cacheable, { ns: "stop", q }))
+        const summary = (r: ResponseCache.WithOutcome<typeof Answer.Type>) => [r.value.run, r.outcome]
 
-        assert.deepStrictEqual(summary(yield* read(ns, 0)), [1, "miss"])
-        assert.deepStrictEqual(summary(yield* read(ns, 0)), [1, "hit"])
-        assert.isTrue(yield* ledger.write(ns, cache.invalidateNamespace(ns)))
-        assert.deepStrictEqual(summary(yield* read(ns, 0)), [2, "miss"])
-        assert.deepStrictEqual(summary(yield* read(ns, 0)), [2, "hit"])
+        assert.deepStrictEqual(summary(yield* call(0)), [1, "miss"])
+        assert.deepStrictEqual(summary(yield* call(0)), [1, "hit"])
 
-        // Readers and a writer keep going through the outage: the writer's invalidations fail while Redis is gone
-        // (and promise nothing), and succeed again once it is back.
-        let running = true
-        const outcomes: Record<string, number> = {}
-        const reader = Effect.gen(function*() {
-          while (running) {
-            const result = yield* read(ns, Math.floor(Math.random() * 5))
-            outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1
-            yield* Effect.sleep("2 millis")
-          }
-        })
-        const writer = Effect.gen(function*() {
-          while (running) {
-            yield* ledger.write(ns, bounded("invalidate", cache.invalidateNamespace(ns)))
-            yield* Effect.sleep("40 millis")
-          }
-        })
-        const background = yield* Effect.fork(Effect.all([...range(8).map(() => reader), writer], { concurrency: "unbounded" }))
+        yield* redis.signal("SIGSTOP")
+        // 200 calls at concurrency 20 while Redis is frozen: every one answers, from a resolve of its own.
+        const load = yield* Effect.forEach(range(200), (i) => call(i % 10), { concurrency: 20 })
+        assert.isTrue(load.every((r) => r.outcome === "bypass"))
+        assert.strictEqual(new Set(load.map((r) => r.value.run)).size, 200)
+        assert.strictEqual(state.runs, 201)
+        // One warning per call; only the first calls waited out the command timeout, before the breaker opened —
+        // the rest were turned away at once without reaching Redis.
+        const timedOut = logs.count(/timed out/)
+        const turnedAway = logs.count(/circuit open/)
+        assert.strictEqual(timedOut + turnedAway, 200)
+        assert.isAtLeast(timedOut, 3)
+        assert.isAtLeast(turnedAway, 150)
 
-        yield* Effect.sleep("150 millis")
-        yield* redis.kill
-        yield* Effect.sleep("300 millis")
-        const failedWhileDown = ledger.invalidationsFailed
-        yield* redis.restart
-        const restartedAt = Date.now()
-        // No restart of the cache: the client reconnects, the breaker probes, and entries are written and hit again.
-        yield* pollUntil(read(ns, 0), (r) => r.outcome === "hit")
-        const secondsToHit = (Date.now() - restartedAt) / 1000
-        yield* Effect.sleep("200 millis")
-        running = false
-        yield* Fiber.join(background)
+        // After the cool-down, the breaker probes again — exactly one call reaches the frozen Redis — and re-opens.
+        yield* Effect.sleep("400 millis")
+        logs.entries.length = 0
+        const probe = yield* Effect.all(range(20).map((i) => call(i % 10)), { concurrency: "unbounded" })
+        assert.isTrue(probe.every((r) => r.outcome === "bypass"))
+        assert.strictEqual(logs.count(/timed out/), 1)
+        assert.strictEqual(logs.count(/circuit open/), 19)
 
-        assert.deepStrictEqual(ledger.stale, [])
-        assert.isAtLeast(failedWhileDown, 1)
-        assert.isAbove(ledger.invalidations - ledger.invalidationsFailed, 3)
-        assert.isAbove(ledger.readsAfterInvalidation, 100)
-        assert.isAbove(outcomes.bypass ?? 0, 0)
-        assert.isAbove(outcomes.hit ?? 0, 0)
-        assert.isBelow(secondsToHit, 10)
-        // A last write after everything: read at once, it is never the value from before.
-        assert.isTrue(yield* ledger.write(ns, cache.invalidateNamespace(ns)))
-        assert.strictEqual((yield* read(ns, 0)).value.version, ledger.current(ns))
-        assert.deepStrictEqual(ledger.stale, [])
+        // Another instance built while Redis is frozen builds (it does not wait for a hung Redis), and every other
+        // operation on it fails with RedisError within the bound instead of hanging.
+        const other = yield* bounded(
+          "build while frozen",
+          buildCache({ url: redis.url, prefix: uniqueName("stop"), commandTimeout: 100 })
+        )
+        const operations: Array<Effect.Effect<unknown, unknown>> = [
+          other.get(cacheable, { ns: "stop", q: 0 }),
+          other.set(cacheable, { ns: "stop", q: 0 }, { version: 1, run: 0, pad: "" }),
+          other.invalidate(cacheable, { ns: "stop", q: 0 }),
+          other.invalidateNamespace("stop"),
+          other.purgeNamespace("stop"),
+          Stream.runDrain(other.sweepNamespace("stop"))
+        ]
+        for (const operation of operations) {
+          const error = yield* Effect.flip(bounded("an operation while frozen", operation))
+          assert.strictEqual((error as { _tag?: string })._tag, "RedisError")
+        }
+
+        yield* redis.signal("SIGCONT")
+        // The same layer instance: the next probe succeeds and the warm entry is served again.
+        const resumed = yield* pollUntil(call(0), (r) => r.outcome === "hit")
+        assert.deepStrictEqual(summary(resumed), [1, "hit"])
+        // And new entries are written and read again.
+        const runs = state.runs
+        assert.deepStrictEqual(summary(yield* call(42)), [runs + 1, "miss"])
+        assert.deepStrictEqual(summary(yield* call(42)), [runs + 1, "hit"])
         assert.deepStrictEqual(yield* settledInFlight(cache), { resolves: 0, callers: 0 })
       }).pipe(Effect.provide(logs.layer))
-    }, 20_000)
+    },
+    20_000
+  )
+
+  for (const near of [false, true]) {
+    it.scopedLive(
+      `SIGKILL and a restart on the same port${
+        near ? " (near-cache on)" : ""
+      }: caching resumes, and no answer is older than its floor`,
+      () => {
+        const logs = captureLogs()
+        return Effect.gen(function*() {
+          const redis = yield* ownRedis()
+          const cache = yield* buildCache({
+            url: redis.url,
+            prefix: uniqueName("kill"),
+            commandTimeout: 200,
+            circuitBreaker: { failures: 3, cooldown: 200 },
+            ...(near ? { nearCache: { capacity: 1000, ttl: "30 seconds" } } : {})
+          })
+          const ledger = new Ledger()
+          const { cacheable } = ledgerCacheable(ledger, { delayMs: 2 })
+          const ns = uniqueName("ledger")
+          const read = checkedRead(cache, ledger, cacheable)
+          const summary = (r: ResponseCache.WithOutcome<typeof Answer.Type>) => [r.value.version, r.outcome]
+
+          assert.deepStrictEqual(summary(yield* read(ns, 0)), [1, "miss"])
+          assert.deepStrictEqual(summary(yield* read(ns, 0)), [1, "hit"])
+          assert.isTrue(yield* ledger.write(ns, cache.invalidateNamespace(ns)))
+          assert.deepStrictEqual(summary(yield* read(ns, 0)), [2, "miss"])
+          assert.deepStrictEqual(summary(yield* read(ns, 0)), [2, "hit"])
+
+          // Readers and a writer keep going through the outage: the writer's invalidations fail while Redis is gone
+          // (and promise nothing), and succeed again once it is back.
+          let running = true
+          const outcomes: Record<string, number> = {}
+          const reader = Effect.gen(function*() {
+            while (running) {
+              const result = yield* read(ns, Math.floor(Math.random() * 5))
+              outcomes[result.outcome] = (outcomes[result.outcome] ?? 0) + 1
+              yield* Effect.sleep("2 millis")
+            }
+          })
+          const writer = Effect.gen(function*() {
+            while (running) {
+              yield* ledger.write(ns, bounded("invalidate", cache.invalidateNamespace(ns)))
+              yield* Effect.sleep("40 millis")
+            }
+          })
+          const background = yield* Effect.fork(
+            Effect.all([...range(8).map(() => reader), writer], { concurrency: "unbounded" })
+          )
+
+          yield* Effect.sleep("150 millis")
+          yield* redis.kill
+          yield* Effect.sleep("300 millis")
+          const failedWhileDown = ledger.invalidationsFailed
+          yield* redis.restart
+          const restartedAt = Date.now()
+          // No restart of the cache: the client reconnects, the breaker probes, and entries are written and hit again.
+          yield* pollUntil(read(ns, 0), (r) => r.outcome === "hit")
+          const secondsToHit = (Date.now() - restartedAt) / 1000
+          yield* Effect.sleep("200 millis")
+          running = false
+          yield* Fiber.join(background)
+
+          assert.deepStrictEqual(ledger.stale, [])
+          assert.isAtLeast(failedWhileDown, 1)
+          assert.isAbove(ledger.invalidations - ledger.invalidationsFailed, 3)
+          assert.isAbove(ledger.readsAfterInvalidation, 100)
+          assert.isAbove(outcomes.bypass ?? 0, 0)
+          assert.isAbove(outcomes.hit ?? 0, 0)
+          assert.isBelow(secondsToHit, 10)
+          // A last write after everything: read at once, it is never the value from before.
+          assert.isTrue(yield* ledger.write(ns, cache.invalidateNamespace(ns)))
+          assert.strictEqual((yield* read(ns, 0)).value.version, ledger.current(ns))
+          assert.deepStrictEqual(ledger.stale, [])
+          assert.deepStrictEqual(yield* settledInFlight(cache), { resolves: 0, callers: 0 })
+        }).pipe(Effect.provide(logs.layer))
+      },
+      20_000
+    )
   }
 
   it.scopedLive("tiny maxmemory with allkeys-lru under write pressure and invalidations: never a stale read", () => {
     const logs = captureLogs()
     return Effect.gen(function*() {
       const redis = yield* ownRedis([
-        "--maxmemory", "2mb",
-        "--maxmemory-policy", "allkeys-lru",
-        "--notify-keyspace-events", "Ee"
+        "--maxmemory",
+        "2mb",
+        "--maxmemory-policy",
+        "allkeys-lru",
+        "--notify-keyspace-events",
+        "Ee"
       ])
       const prefix = uniqueName("lru")
       // Watches evictions: how many, and whether generation keys were among them.
@@ -351,91 +373,116 @@ describe("chaos: the cache's own redis-server frozen, killed, restarted and star
       assert.isAbove(outcomes.hit ?? 0, 100, "reads were served from the cache, not only resolved")
       // Generation keys were evicted too (their entries outliving them): observed through keyspace notifications.
       assert.isAbove(evicted.generations, 0, "a generation key was evicted")
-      yield* Effect.logDebug(`evicted ${evictedKeys} keys (${evicted.generations} generations); outcomes ${JSON.stringify(outcomes)}`)
+      yield* Effect.logDebug(
+        `evicted ${evictedKeys} keys (${evicted.generations} generations); outcomes ${JSON.stringify(outcomes)}`
+      )
       assert.deepStrictEqual(yield* settledInFlight(cache), { resolves: 0, callers: 0 })
     }).pipe(Effect.provide(logs.layer))
   }, 30_000)
 
-  it.scopedLive("in-flight bookkeeping is empty again after load, resolver failures, interruptions and an outage mid-resolve", () => {
-    const logs = captureLogs()
-    return Effect.gen(function*() {
-      const redis = yield* ownRedis()
-      const cache = yield* buildCache({ url: redis.url, prefix: uniqueName("flight"), commandTimeout: 100 })
-      const empty = { resolves: 0, callers: 0 }
+  it.scopedLive(
+    "in-flight bookkeeping is empty again after load, resolver failures, interruptions and an outage mid-resolve",
+    () => {
+      const logs = captureLogs()
+      return Effect.gen(function*() {
+        const redis = yield* ownRedis()
+        const cache = yield* buildCache({ url: redis.url, prefix: uniqueName("flight"), commandTimeout: 100 })
+        const empty = { resolves: 0, callers: 0 }
 
-      // Load: many callers over few keys (misses, coalesced callers and hits).
-      const ledger = new Ledger()
-      const { cacheable } = ledgerCacheable(ledger, { delayMs: 3 })
-      const loaded = yield* Effect.forEach(range(1000), (i) => bounded("load", cache.getOrResolveWithOutcome(cacheable, { ns: "flight", q: i % 20 })), { concurrency: 100 })
-      assert.isTrue(loaded.some((r) => r.outcome === "coalesced"))
-      assert.deepStrictEqual(yield* settledInFlight(cache), empty)
+        // Load: many callers over few keys (misses, coalesced callers and hits).
+        const ledger = new Ledger()
+        const { cacheable } = ledgerCacheable(ledger, { delayMs: 3 })
+        const loaded = yield* Effect.forEach(
+          range(1000),
+          (i) => bounded("load", cache.getOrResolveWithOutcome(cacheable, { ns: "flight", q: i % 20 })),
+          { concurrency: 100 }
+        )
+        assert.isTrue(loaded.some((r) => r.outcome === "coalesced"))
+        assert.deepStrictEqual(yield* settledInFlight(cache), empty)
 
-      // Resolver failures, shared by coalesced callers.
-      class Refused extends Data.TaggedError("Refused")<{}> {}
-      const failing = Cacheable.make({
-        name: uniqueName("failing"),
-        query: Query,
-        response: Schema.Number,
-        namespace: (query) => query.ns,
-        policy: CachePolicy.short,
-        resolve: () => Effect.sleep("3 millis").pipe(Effect.zipRight(Effect.fail(new Refused())))
-      })
-      const failures = yield* Effect.forEach(range(200), (i) => Effect.flip(bounded("failing", cache.getOrResolve(failing, { ns: "flight", q: i % 5 }))), { concurrency: 100 })
-      assert.isTrue(failures.every((error) => error._tag === "Refused"))
-      assert.deepStrictEqual(yield* settledInFlight(cache), empty)
+        // Resolver failures, shared by coalesced callers.
+        class Refused extends Data.TaggedError("Refused")<{}> {}
+        const failing = Cacheable.make({
+          name: uniqueName("failing"),
+          query: Query,
+          response: Schema.Number,
+          namespace: (query) => query.ns,
+          policy: CachePolicy.short,
+          resolve: () => Effect.sleep("3 millis").pipe(Effect.zipRight(Effect.fail(new Refused())))
+        })
+        const failures = yield* Effect.forEach(
+          range(200),
+          (i) => Effect.flip(bounded("failing", cache.getOrResolve(failing, { ns: "flight", q: i % 5 }))),
+          {
+            concurrency: 100
+          }
+        )
+        assert.isTrue(failures.every((error) => error._tag === "Refused"))
+        assert.deepStrictEqual(yield* settledInFlight(cache), empty)
 
-      // Interruptions: every caller of one key (its resolve is stopped), half the callers of another (it goes on).
-      const started = yield* Deferred.make<void>()
-      const gate = yield* Deferred.make<void>()
-      let gatedRuns = 0
-      const gated = Cacheable.make({
-        name: uniqueName("gated"),
-        query: Query,
-        response: Schema.Number,
-        namespace: (query) => query.ns,
-        policy: CachePolicy.short,
-        resolve: (query) =>
-          Effect.sync(() => ++gatedRuns).pipe(
-            Effect.zipLeft(Deferred.succeed(started, void 0)),
-            Effect.zipLeft(Deferred.await(gate)),
-            Effect.as(query.q)
-          )
-      })
-      const a = yield* Effect.forEach(range(50), () => Effect.fork(cache.getOrResolveWithOutcome(gated, { ns: "flight", q: 1 })))
-      const b = yield* Effect.forEach(range(50), () => Effect.fork(cache.getOrResolveWithOutcome(gated, { ns: "flight", q: 2 })))
-      yield* Deferred.await(started)
-      yield* callersWaiting(cache, 100)
-      assert.deepStrictEqual(yield* cache.inFlight, { resolves: 2, callers: 100 })
-      yield* Fiber.interruptAll(a)
-      yield* Fiber.interruptAll(b.slice(0, 25))
-      assert.deepStrictEqual(yield* cache.inFlight, { resolves: 1, callers: 25 })
-      yield* Deferred.succeed(gate, void 0)
-      const survivors = yield* Effect.forEach(b.slice(25), Fiber.join)
-      assert.isTrue(survivors.every((r) => r.value === 2))
-      assert.deepStrictEqual(yield* settledInFlight(cache), empty)
+        // Interruptions: every caller of one key (its resolve is stopped), half the callers of another (it goes on).
+        const started = yield* Deferred.make<void>()
+        const gate = yield* Deferred.make<void>()
+        let gatedRuns = 0
+        const gated = Cacheable.make({
+          name: uniqueName("gated"),
+          query: Query,
+          response: Schema.Number,
+          namespace: (query) => query.ns,
+          policy: CachePolicy.short,
+          resolve: (query) =>
+            Effect.sync(() => ++gatedRuns).pipe(
+              Effect.zipLeft(Deferred.succeed(started, void 0)),
+              Effect.zipLeft(Deferred.await(gate)),
+              Effect.as(query.q)
+            )
+        })
+        const a = yield* Effect.forEach(
+          range(50),
+          () => Effect.fork(cache.getOrResolveWithOutcome(gated, { ns: "flight", q: 1 }))
+        )
+        const b = yield* Effect.forEach(
+          range(50),
+          () => Effect.fork(cache.getOrResolveWithOutcome(gated, { ns: "flight", q: 2 }))
+        )
+        yield* Deferred.await(started)
+        yield* callersWaiting(cache, 100)
+        assert.deepStrictEqual(yield* cache.inFlight, { resolves: 2, callers: 100 })
+        yield* Fiber.interruptAll(a)
+        yield* Fiber.interruptAll(b.slice(0, 25))
+        assert.deepStrictEqual(yield* cache.inFlight, { resolves: 1, callers: 25 })
+        yield* Deferred.succeed(gate, void 0)
+        const survivors = yield* Effect.forEach(b.slice(25), Fiber.join)
+        assert.isTrue(survivors.every((r) => r.value === 2))
+        assert.deepStrictEqual(yield* settledInFlight(cache), empty)
 
-      // An outage in the middle of a shared resolve: the write times out, every caller still gets the value.
-      const midStarted = yield* Deferred.make<void>()
-      const midGate = yield* Deferred.make<void>()
-      const mid = Cacheable.make({
-        name: uniqueName("mid"),
-        query: Query,
-        response: Schema.Number,
-        namespace: (query) => query.ns,
-        policy: CachePolicy.short,
-        resolve: (query) =>
-          Deferred.succeed(midStarted, void 0).pipe(Effect.zipRight(Deferred.await(midGate)), Effect.as(query.q))
-      })
-      const callers = yield* Effect.forEach(range(20), () => Effect.fork(bounded("mid", cache.getOrResolveWithOutcome(mid, { ns: "flight", q: 7 }))))
-      yield* Deferred.await(midStarted)
-      yield* callersWaiting(cache, 20)
-      yield* redis.signal("SIGSTOP")
-      yield* Deferred.succeed(midGate, void 0)
-      const answers = yield* Effect.forEach(callers, Fiber.join)
-      yield* redis.signal("SIGCONT")
-      assert.isTrue(answers.every((r) => r.value === 7))
-      assert.deepStrictEqual(answers.map((r) => r.outcome).sort(), ["bypass", ...range(19).map(() => "coalesced")])
-      assert.deepStrictEqual(yield* settledInFlight(cache), empty)
-    }).pipe(Effect.provide(logs.layer))
-  }, 20_000)
+        // An outage in the middle of a shared resolve: the write times out, every caller still gets the value.
+        const midStarted = yield* Deferred.make<void>()
+        const midGate = yield* Deferred.make<void>()
+        const mid = Cacheable.make({
+          name: uniqueName("mid"),
+          query: Query,
+          response: Schema.Number,
+          namespace: (query) => query.ns,
+          policy: CachePolicy.short,
+          resolve: (query) =>
+            Deferred.succeed(midStarted, void 0).pipe(Effect.zipRight(Deferred.await(midGate)), Effect.as(query.q))
+        })
+        const callers = yield* Effect.forEach(
+          range(20),
+          () => Effect.fork(bounded("mid", cache.getOrResolveWithOutcome(mid, { ns: "flight", q: 7 })))
+        )
+        yield* Deferred.await(midStarted)
+        yield* callersWaiting(cache, 20)
+        yield* redis.signal("SIGSTOP")
+        yield* Deferred.succeed(midGate, void 0)
+        const answers = yield* Effect.forEach(callers, Fiber.join)
+        yield* redis.signal("SIGCONT")
+        assert.isTrue(answers.every((r) => r.value === 7))
+        assert.deepStrictEqual(answers.map((r) => r.outcome).sort(), ["bypass", ...range(19).map(() => "coalesced")])
+        assert.deepStrictEqual(yield* settledInFlight(cache), empty)
+      }).pipe(Effect.provide(logs.layer))
+    },
+    20_000
+  )
 })

@@ -87,9 +87,7 @@ const setup = Effect.gen(function*() {
       return { exit, reached: fake.state.calls > before }
     })
   const lookup = call((store) => store.lookup(key, undefined))
-  const write = call((store) =>
-    store.write(key, { expected: "g", token: "t", payload: "1", graceMs: 0, ttlMs: 1000 })
-  )
+  const write = call((store) => store.write(key, { expected: "g", token: "t", payload: "1", graceMs: 0, ttlMs: 1000 }))
   return { fake, hang: fake.hang, key, namespace, lookup, write, call }
 })
 
@@ -118,7 +116,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("after `failures` failures in a row, calls fail at once without reaching the store", () =>
     Effect.gen(function*() {
-      const { fake, key, namespace, lookup, write, call } = yield* setup
+      const { call, fake, key, lookup, namespace, write } = yield* setup
       fake.state.behaviour = "fail"
       for (let i = 0; i < failures; i++) assert.isTrue(isStoreFailure((yield* lookup).exit))
       assert.strictEqual(fake.state.calls, failures)
@@ -142,10 +140,12 @@ describe("CircuitBreaker", () => {
       // Invalidations and sweeps always reach the store (a full Redis refuses reads yet accepts them), and leave
       // the circuit open.
       const callsBefore = fake.state.calls
-      for (const attempt of [
-        call((store) => store.dropGeneration(namespace)),
-        call((store) => Stream.runDrain(store.sweep(namespace)))
-      ]) {
+      for (
+        const attempt of [
+          call((store) => store.dropGeneration(namespace)),
+          call((store) => Stream.runDrain(store.sweep(namespace)))
+        ]
+      ) {
         const { exit, reached } = yield* attempt
         assert.isTrue(reached)
         assert.isTrue(Exit.isSuccess(exit))
@@ -159,7 +159,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("after the cool-down exactly one probe reaches the store; the others fail at once meanwhile", () =>
     Effect.gen(function*() {
-      const { fake, lookup, hang } = yield* setup
+      const { fake, hang, lookup } = yield* setup
       fake.state.behaviour = "fail"
       for (let i = 0; i < failures; i++) yield* lookup
       yield* TestClock.adjust(cooldownMs)
@@ -177,7 +177,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("a failed probe re-opens for a whole cool-down; a successful one closes", () =>
     Effect.gen(function*() {
-      const { fake, lookup, hang } = yield* setup
+      const { fake, hang, lookup } = yield* setup
       fake.state.behaviour = "fail"
       for (let i = 0; i < failures; i++) yield* lookup
       yield* TestClock.adjust(cooldownMs)
@@ -210,7 +210,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("interrupting a call does not count as a failure, nor as a success", () =>
     Effect.gen(function*() {
-      const { fake, lookup, hang } = yield* setup
+      const { fake, hang, lookup } = yield* setup
       fake.state.behaviour = "fail"
       for (let i = 0; i < failures - 1; i++) yield* lookup
       const { entered } = yield* hang
@@ -228,7 +228,7 @@ describe("CircuitBreaker", () => {
 
   it.effect("an interrupted probe neither re-opens the circuit nor leaves it stuck: the next call probes", () =>
     Effect.gen(function*() {
-      const { fake, lookup, hang } = yield* setup
+      const { fake, hang, lookup } = yield* setup
       fake.state.behaviour = "fail"
       for (let i = 0; i < failures; i++) yield* lookup
       yield* TestClock.adjust(cooldownMs)

@@ -40,7 +40,9 @@ const inspector = openInspector(nodes)
 /** The primary (`host:port`) that serves `slot`, by CLUSTER SLOTS. */
 const slotOwners = (client: Cluster) =>
   Effect.promise(async () => {
-    const ranges = await client.cluster("SLOTS") as unknown as Array<[number, number, [string, number, string], ...Array<unknown>]>
+    const ranges = await client.cluster("SLOTS") as unknown as Array<
+      [number, number, [string, number, string], ...Array<unknown>]
+    >
     return (slot: number) => {
       const range = ranges.find(([from, to]) => from <= slot && slot <= to)
       if (range === undefined) throw new Error(`slot ${slot} is not served`)
@@ -60,7 +62,7 @@ const keysByPrimary = (client: Cluster, pattern: string) =>
       let cursor = "0"
       do {
         const [next, page] = await node.scan(cursor, "MATCH", pattern, "COUNT", 1000)
-        keys.push(...page)
+        for (const key of page) keys.push(key)
         cursor = next
       } while (cursor !== "0")
       found.set(`${node.options.host}:${node.options.port}`, keys)
@@ -113,7 +115,9 @@ const startSlotMove = (slot: number, source: Primary, target: Primary) =>
       migrate: (count: number) =>
         Effect.promise(async () => {
           for (let moved = 0; moved < count;) {
-            const keys = await from.call("CLUSTER", "GETKEYSINSLOT", slot, Math.min(100, count - moved)) as Array<string>
+            const keys = await from.call("CLUSTER", "GETKEYSINSLOT", slot, Math.min(100, count - moved)) as Array<
+              string
+            >
             if (keys.length === 0) return
             await from.call("MIGRATE", host, port, "", 0, 5000, "KEYS", ...keys)
             moved += keys.length
@@ -130,11 +134,13 @@ const startSlotMove = (slot: number, source: Primary, target: Primary) =>
 const commandCalls = (client: Cluster) =>
   Effect.promise(async () =>
     new Map(
-      await Promise.all(client.nodes("master").map(async (node) => {
-        const stats = await node.info("commandstats")
-        const calls = (command: string) => Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
-        return [`${node.options.host}:${node.options.port}`, { scan: calls("scan"), keys: calls("keys") }] as const
-      }))
+      await Promise.all(
+        client.nodes("master").map(async (node) => {
+          const stats = await node.info("commandstats")
+          const calls = (command: string) => Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+          return [`${node.options.host}:${node.options.port}`, { scan: calls("scan"), keys: calls("keys") }] as const
+        })
+      )
     )
   )
 
@@ -153,11 +159,15 @@ describe("redis cluster layer", () => {
       const client = yield* inspector
       const { cacheable } = probe({ policy: CachePolicy.make({ ttl: "1 minute", lock: "5 seconds" }) })
       const tenants = Array.from({ length: 30 }, (_, i) => `s${i}`)
-      yield* Effect.forEach(tenants, (tenant) =>
-        Effect.forEach([1, 2], (n) => ResponseCache.getOrResolve(cacheable, { tenant, n }), { discard: true }), {
-        concurrency: 10,
-        discard: true
-      }).pipe(Effect.provide(ResponseCache.layerRedisCluster({ nodes, prefix })))
+      yield* Effect.forEach(
+        tenants,
+        (tenant) =>
+          Effect.forEach([1, 2], (n) => ResponseCache.getOrResolve(cacheable, { tenant, n }), { discard: true }),
+        {
+          concurrency: 10,
+          discard: true
+        }
+      ).pipe(Effect.provide(ResponseCache.layerRedisCluster({ nodes, prefix })))
 
       const where = yield* keysByPrimary(client, `${prefix}:*`)
       // The suite's own cluster has three primaries; a cluster of REDIS_CLUSTER_NODES may have more.
@@ -217,11 +227,14 @@ describe("redis cluster layer", () => {
       const foreign = [`${prefix}x:{ns:tenant:p0:v1}:e:0`, `{ns:tenant:p0:v1}:e:${prefix}`]
       for (const key of foreign) yield* Effect.promise(() => client.set(key, "keep"))
       const before = yield* Effect.gen(function*() {
-        yield* Effect.forEach(tenants, (tenant) =>
-          Effect.forEach([1, 2, 3, 4, 5], (n) => ResponseCache.getOrResolve(cacheable, { tenant, n })), {
-          concurrency: 4,
-          discard: true
-        })
+        yield* Effect.forEach(
+          tenants,
+          (tenant) => Effect.forEach([1, 2, 3, 4, 5], (n) => ResponseCache.getOrResolve(cacheable, { tenant, n })),
+          {
+            concurrency: 4,
+            discard: true
+          }
+        )
         return yield* keysByPrimary(client, `${prefix}:*`)
       }).pipe(Effect.provide(layer))
       assert.isAtLeast([...before.values()].filter((keys) => keys.length > 0).length, 3, "on three primaries")
@@ -238,10 +251,12 @@ describe("redis cluster layer", () => {
       for (const key of foreign) assert.strictEqual(yield* Effect.promise(() => client.get(key)), "keep")
       yield* Effect.promise(() => Promise.all(foreign.map((key) => client.del(key))))
       // The other namespaces still hit; the purged one resolves again.
-      const outcomes = yield* Effect.forEach(["p0", "p1", "p7"], (tenant) =>
-        Effect.map(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n: 1 }), (r) => r.outcome)).pipe(
-          Effect.provide(layer)
-        )
+      const outcomes = yield* Effect.forEach(
+        ["p0", "p1", "p7"],
+        (tenant) => Effect.map(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant, n: 1 }), (r) => r.outcome)
+      ).pipe(
+        Effect.provide(layer)
+      )
       assert.deepStrictEqual(outcomes, ["miss", "hit", "hit"])
     })))
 
@@ -252,7 +267,8 @@ describe("redis cluster layer", () => {
       const started = yield* Deferred.make<void>()
       const { cacheable, state } = probe({
         policy: CachePolicy.make({ ttl: "1 minute", lock: "10 seconds" }),
-        resolve: (query) => Effect.as(Effect.zipRight(Deferred.succeed(started, void 0), Deferred.await(gate)), query.n * 10)
+        resolve: (query) =>
+          Effect.as(Effect.zipRight(Deferred.succeed(started, void 0), Deferred.await(gate)), query.n * 10)
       })
       // Two instances, two cluster clients: what two processes look like to Redis.
       const a = yield* Layer.build(ResponseCache.layerRedisCluster({ nodes, prefix }))
@@ -279,14 +295,18 @@ describe("redis cluster layer", () => {
         nodes: Config.array(Config.string(), "CACHE_REDIS_NODES"),
         prefix: Config.string("CACHE_PREFIX")
       })
-      const provider = ConfigProvider.fromMap(new Map([["CACHE_REDIS_NODES", nodes.join(",")], ["CACHE_PREFIX", prefix]]))
+      const provider = ConfigProvider.fromMap(
+        new Map([["CACHE_REDIS_NODES", nodes.join(",")], ["CACHE_PREFIX", prefix]])
+      )
       const lookup = ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })
       const results = yield* Effect.zip(lookup, lookup).pipe(Effect.provide(layer), Effect.withConfigProvider(provider))
       assert.deepStrictEqual(results.map((r) => r.outcome), ["miss", "hit"])
-      const missing = yield* Effect.flip(ResponseCache.get(cacheable, { tenant: "a", n: 1 }).pipe(
-        Effect.provide(layer),
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
-      ))
+      const missing = yield* Effect.flip(
+        ResponseCache.get(cacheable, { tenant: "a", n: 1 }).pipe(
+          Effect.provide(layer),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+        )
+      )
       assert.strictEqual(missing._tag, "ConfigError" as never)
     }))
 
@@ -296,19 +316,22 @@ describe("redis cluster layer", () => {
       const { cacheable, state } = probe()
       const lookup = ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })
       const open = ResponseCache.layerRedisCluster({ nodes: down, commandTimeout: 200 })
-      const bounded = <A, E>(effect: Effect.Effect<A, E>) =>
-        Effect.timeout(effect, "3 seconds")
+      const bounded = <A, E>(effect: Effect.Effect<A, E>) => Effect.timeout(effect, "3 seconds")
       assert.deepStrictEqual(yield* bounded(Effect.provide(lookup, open)), { value: 11, outcome: "bypass" })
       assert.strictEqual(state.runs, 1)
       const strict = ResponseCache.layerRedisCluster({ nodes: down, strict: true, commandTimeout: 200 })
       assert.strictEqual((yield* Effect.flip(bounded(Effect.provide(lookup, strict))))._tag, "RedisError")
-      for (const op of [
-        ResponseCache.purgeNamespace("tenant:a:v1"),
-        ResponseCache.invalidateNamespace("tenant:a:v1"),
-        ResponseCache.get(cacheable, { tenant: "a", n: 1 }),
-        Stream.runDrain(ResponseCache.sweepNamespace("tenant:a:v1"))
-      ]) {
-        const error = yield* Effect.flip(bounded(Effect.provide(op as Effect.Effect<unknown, any, ResponseCache.ResponseCache>, open)))
+      for (
+        const op of [
+          ResponseCache.purgeNamespace("tenant:a:v1"),
+          ResponseCache.invalidateNamespace("tenant:a:v1"),
+          ResponseCache.get(cacheable, { tenant: "a", n: 1 }),
+          Stream.runDrain(ResponseCache.sweepNamespace("tenant:a:v1"))
+        ]
+      ) {
+        const error = yield* Effect.flip(
+          bounded(Effect.provide(op as Effect.Effect<unknown, any, ResponseCache.ResponseCache>, open))
+        )
         assert.strictEqual(error._tag, "RedisError")
       }
     }))
@@ -357,7 +380,10 @@ const failoverUnderLoad = (cluster: RedisCluster, how: "kill" | "hang") =>
     const ownerOf = yield* slotOwners(client)
     const ownerOfTenant = new Map<string, string>()
     for (const tenant of tenants) {
-      ownerOfTenant.set(tenant, ownerOf(yield* keySlot(client, CacheKey.namespaceKeys(prefix, `tenant:${tenant}:v1`).generation)))
+      ownerOfTenant.set(
+        tenant,
+        ownerOf(yield* keySlot(client, CacheKey.namespaceKeys(prefix, `tenant:${tenant}:v1`).generation))
+      )
     }
     assert.strictEqual(new Set(ownerOfTenant.values()).size, 3)
     // A primary whose replica can take over (an earlier failover leaves one primary without a replica).
@@ -491,7 +517,10 @@ const failoverUnderLoad = (cluster: RedisCluster, how: "kill" | "hang") =>
       )
     }
     // The replica took over the slots: another primary serves them.
-    const victimSlot = yield* keySlot(client, CacheKey.namespaceKeys(prefix, `tenant:${victimTenants[0]}:v1`).generation)
+    const victimSlot = yield* keySlot(
+      client,
+      CacheKey.namespaceKeys(prefix, `tenant:${victimTenants[0]}:v1`).generation
+    )
     assert.notStrictEqual((yield* slotOwners(client))(victimSlot), victim)
   }))
 
@@ -515,115 +544,145 @@ describe.skipIf(!canStartClusters)("on a cluster of this file's own, which it ma
     await own?.stop()
   }, 30_000)
 
-  it.live("a resharding: calls answer while the slot migrates; the sweep follows the slot to its new primary", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const cluster = own!
-      const client = yield* openInspector(cluster.nodes)
-      const prefix = uniqueName("reshard")
-      const namespace = "tenant:m:v1"
-      const { cacheable } = probe({ resolve: (query) => Effect.succeed(query.n * 10) })
-      const cache = yield* Layer.build(ResponseCache.layerRedisCluster({ nodes: cluster.nodes, prefix }))
-      const inCache = <A, E>(effect: Effect.Effect<A, E, ResponseCache.ResponseCache>) => Effect.provide(effect, cache)
-      const lookup = (n: number) =>
-        inCache(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "m", n })).pipe(Effect.timeout("3 seconds"))
-      // A second instance with a short commandTimeout, for the calls made while the slot migrates.
-      const quick = yield* Layer.build(ResponseCache.layerRedisCluster({ nodes: cluster.nodes, prefix, commandTimeout: 200 }))
-
-      yield* inCache(Effect.forEach(Array.from({ length: 200 }, (_, n) => n), (n) =>
-        ResponseCache.getOrResolve(cacheable, { tenant: "m", n }), { concurrency: 20, discard: true }))
-      yield* inCache(ResponseCache.invalidateNamespace(namespace))
-      // Written after the invalidation: an entry no sweep may remove.
-      assert.strictEqual((yield* lookup(1000)).outcome, "miss")
-
-      const slot = yield* keySlot(client, CacheKey.namespaceKeys(prefix, namespace).generation)
-      const primaries = yield* clusterPrimaries(client)
-      const source = primaries.find((node) => node.slots.some(([from, to]) => from <= slot && slot <= to))!
-      const target = primaries.find((node) => node !== source)!
-      const move = yield* startSlotMove(slot, source, target)
-
-      // Half the namespace's keys moved, the slot MIGRATING: Redis answers TRYAGAIN to a script whose keys are
-      // split or missing, which the client retries within commandTimeout (200 ms here; the bound asserted is
-      // generous). Every call answers, with the resolver's value when the store cannot.
-      yield* move.migrate(100)
-      const stored = new Set([1000])
-      for (const n of [0, 150, 1000, 2000]) {
-        const result = yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "m", n }).pipe(
-          Effect.provide(quick),
-          Effect.timeout("1200 millis")
+  it.live(
+    "a resharding: calls answer while the slot migrates; the sweep follows the slot to its new primary",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const cluster = own!
+        const client = yield* openInspector(cluster.nodes)
+        const prefix = uniqueName("reshard")
+        const namespace = "tenant:m:v1"
+        const { cacheable } = probe({ resolve: (query) => Effect.succeed(query.n * 10) })
+        const cache = yield* Layer.build(ResponseCache.layerRedisCluster({ nodes: cluster.nodes, prefix }))
+        const inCache = <A, E>(effect: Effect.Effect<A, E, ResponseCache.ResponseCache>) =>
+          Effect.provide(effect, cache)
+        const lookup = (n: number) =>
+          inCache(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "m", n })).pipe(
+            Effect.timeout("3 seconds")
+          )
+        // A second instance with a short commandTimeout, for the calls made while the slot migrates.
+        const quick = yield* Layer.build(
+          ResponseCache.layerRedisCluster({ nodes: cluster.nodes, prefix, commandTimeout: 200 })
         )
-        assert.strictEqual(result.value, n * 10)
-        assert.include(["miss", "hit", "bypass"], result.outcome)
-        if (result.outcome === "miss") stored.add(n)
-      }
-      yield* move.migrate(Infinity)
-      yield* move.finish
 
-      // This client still believes the slot is on the source: the sweep must find the entries on the target.
-      const removed = yield* inCache(Stream.runSum(ResponseCache.sweepNamespace(namespace)))
-      const overwritten = [0, 150].filter((n) => stored.has(n)).length
-      assert.strictEqual(removed, 200 - overwritten, "every dead entry was swept")
-      const left = yield* keysByPrimary(client, `${prefix}:*`)
-      assert.deepStrictEqual(left.get(source.address), [], "nothing is left on the old owner")
-      const entries = left.get(target.address)!.filter((key) => key.includes(":e:"))
-      assert.strictEqual(entries.length, stored.size, "the live entries are all that is left")
-      for (const n of stored) assert.strictEqual((yield* lookup(n)).outcome, "hit", `entry ${n} survived`)
-    })), 30_000)
+        yield* inCache(Effect.forEach(
+          Array.from({ length: 200 }, (_, n) => n),
+          (n) => ResponseCache.getOrResolve(cacheable, { tenant: "m", n }),
+          { concurrency: 20, discard: true }
+        ))
+        yield* inCache(ResponseCache.invalidateNamespace(namespace))
+        // Written after the invalidation: an entry no sweep may remove.
+        assert.strictEqual((yield* lookup(1000)).outcome, "miss")
 
-  it.live("a primary killed under load: calls stay bounded and answer, caching resumes, nothing stale is served", () =>
-    failoverUnderLoad(own!, "kill"), 60_000)
+        const slot = yield* keySlot(client, CacheKey.namespaceKeys(prefix, namespace).generation)
+        const primaries = yield* clusterPrimaries(client)
+        const source = primaries.find((node) => node.slots.some(([from, to]) => from <= slot && slot <= to))!
+        const target = primaries.find((node) => node !== source)!
+        const move = yield* startSlotMove(slot, source, target)
 
-  it.live("a primary that hangs under load: caching resumes on its replica while it still hangs, nothing stale", () =>
-    failoverUnderLoad(own!, "hang"), 60_000)
+        // Half the namespace's keys moved, the slot MIGRATING: Redis answers TRYAGAIN to a script whose keys are
+        // split or missing, which the client retries within commandTimeout (200 ms here; the bound asserted is
+        // generous). Every call answers, with the resolver's value when the store cannot.
+        yield* move.migrate(100)
+        const stored = new Set([1000])
+        for (const n of [0, 150, 1000, 2000]) {
+          const result = yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "m", n }).pipe(
+            Effect.provide(quick),
+            Effect.timeout("1200 millis")
+          )
+          assert.strictEqual(result.value, n * 10)
+          assert.include(["miss", "hit", "bypass"], result.outcome)
+          if (result.outcome === "miss") stored.add(n)
+        }
+        yield* move.migrate(Infinity)
+        yield* move.finish
 
-  it.live("a lock waiter's subscription: fails within its bound while the cluster is down, works once it is back", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const cluster = own!
-      const inspect = yield* openInspector(cluster.nodes)
-      const primaries = yield* clusterPrimaries(inspect)
-      // A primary that still has a replica (an earlier failover promoted one that has none), and that replica.
-      const replicas = yield* Effect.promise(async () =>
-        (await inspect.call("CLUSTER", "NODES") as string).trim().split("\n").map((line) => line.split(" "))
-          .filter((fields) => fields[2]!.includes("slave") && !fields[2]!.includes("fail"))
-          .map((fields) => ({ address: fields[1]!.split("@")[0]!, primary: fields[3]! }))
-      )
-      const victim = primaries.find((node) => replicas.some((replica) => replica.primary === node.id))!
-      const replica = replicas.find((replica) => replica.primary === victim.id)!
-      const survivor = yield* connectTo(primaries.find((node) => node !== victim)!.address)
-      const client = yield* Effect.acquireRelease(
-        Effect.sync(() => {
-          const client = new Cluster([...cluster.nodes], {
-            enableOfflineQueue: false,
-            retryDelayOnFailover: 0,
-            retryDelayOnClusterDown: 0,
-            redisOptions: { commandTimeout: 250, connectTimeout: 1000, maxRetriesPerRequest: 0 }
-          })
-          client.on("error", () => {})
-          return RedisStore.defineScripts(client)
-        }),
-        (client) => Effect.sync(() => client.disconnect())
-      )
-      const store = yield* RedisStore.make(client, { channel: `${uniqueName("sub")}:lock-released` })
-      // The replica frozen first, so that the cluster stays down (no election) until the test lets it go.
-      const replicaPid = cluster.pid(Number(replica.address.split(":")[1]))
-      yield* Effect.acquireRelease(
-        Effect.sync(() => process.kill(replicaPid, "SIGSTOP")),
-        () => Effect.sync(() => process.kill(replicaPid, "SIGCONT"))
-      )
-      yield* Effect.promise(() => cluster.kill(Number(victim.address.split(":")[1])))
-      const clusterState = Effect.promise(() =>
-        survivor.call("CLUSTER", "INFO").then((info) => /cluster_state:(\w+)/.exec(info as string)?.[1])
-      )
-      yield* clusterState.pipe(Effect.repeat({ until: (state) => state === "fail", schedule: Schedule.spaced("50 millis") }))
-      const key = yield* CacheKey.make(CacheKey.namespaceKeys("sub", "tenant:a:v1"), probe().cacheable, { tenant: "a", n: 1 })
-      const waited = yield* Effect.scoped(store.listenForRelease(key)).pipe(Effect.either, Effect.timeout("5 seconds"))
-      assert.strictEqual(waited._tag, "Left", "the subscription fails (the caller then resolves by itself)")
-      // The replica wakes up and takes over; the next wait subscribes afresh.
-      process.kill(replicaPid, "SIGCONT")
-      yield* clusterState.pipe(
-        Effect.repeat({ until: (state) => state === "ok", schedule: Schedule.spaced("50 millis") }),
-        Effect.timeout("15 seconds")
-      )
-      const again = yield* Effect.scoped(store.listenForRelease(key)).pipe(Effect.either, Effect.timeout("5 seconds"))
-      assert.strictEqual(again._tag, "Right", "subscribed once the cluster is back")
-    })), 30_000)
+        // This client still believes the slot is on the source: the sweep must find the entries on the target.
+        const removed = yield* inCache(Stream.runSum(ResponseCache.sweepNamespace(namespace)))
+        const overwritten = [0, 150].filter((n) => stored.has(n)).length
+        assert.strictEqual(removed, 200 - overwritten, "every dead entry was swept")
+        const left = yield* keysByPrimary(client, `${prefix}:*`)
+        assert.deepStrictEqual(left.get(source.address), [], "nothing is left on the old owner")
+        const entries = left.get(target.address)!.filter((key) => key.includes(":e:"))
+        assert.strictEqual(entries.length, stored.size, "the live entries are all that is left")
+        for (const n of stored) assert.strictEqual((yield* lookup(n)).outcome, "hit", `entry ${n} survived`)
+      })),
+    30_000
+  )
+
+  it.live(
+    "a primary killed under load: calls stay bounded and answer, caching resumes, nothing stale is served",
+    () => failoverUnderLoad(own!, "kill"),
+    60_000
+  )
+
+  it.live(
+    "a primary that hangs under load: caching resumes on its replica while it still hangs, nothing stale",
+    () => failoverUnderLoad(own!, "hang"),
+    60_000
+  )
+
+  it.live(
+    "a lock waiter's subscription: fails within its bound while the cluster is down, works once it is back",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const cluster = own!
+        const inspect = yield* openInspector(cluster.nodes)
+        const primaries = yield* clusterPrimaries(inspect)
+        // A primary that still has a replica (an earlier failover promoted one that has none), and that replica.
+        const replicas = yield* Effect.promise(async () =>
+          (await inspect.call("CLUSTER", "NODES") as string).trim().split("\n").map((line) => line.split(" "))
+            .filter((fields) => fields[2]!.includes("slave") && !fields[2]!.includes("fail"))
+            .map((fields) => ({ address: fields[1]!.split("@")[0]!, primary: fields[3]! }))
+        )
+        const victim = primaries.find((node) => replicas.some((replica) => replica.primary === node.id))!
+        const replica = replicas.find((replica) => replica.primary === victim.id)!
+        const survivor = yield* connectTo(primaries.find((node) => node !== victim)!.address)
+        const client = yield* Effect.acquireRelease(
+          Effect.sync(() => {
+            const client = new Cluster([...cluster.nodes], {
+              enableOfflineQueue: false,
+              retryDelayOnFailover: 0,
+              retryDelayOnClusterDown: 0,
+              redisOptions: { commandTimeout: 250, connectTimeout: 1000, maxRetriesPerRequest: 0 }
+            })
+            client.on("error", () => {})
+            return RedisStore.defineScripts(client)
+          }),
+          (client) => Effect.sync(() => client.disconnect())
+        )
+        const store = yield* RedisStore.make(client, { channel: `${uniqueName("sub")}:lock-released` })
+        // The replica frozen first, so that the cluster stays down (no election) until the test lets it go.
+        const replicaPid = cluster.pid(Number(replica.address.split(":")[1]))
+        yield* Effect.acquireRelease(
+          Effect.sync(() => process.kill(replicaPid, "SIGSTOP")),
+          () => Effect.sync(() => process.kill(replicaPid, "SIGCONT"))
+        )
+        yield* Effect.promise(() => cluster.kill(Number(victim.address.split(":")[1])))
+        const clusterState = Effect.promise(() =>
+          survivor.call("CLUSTER", "INFO").then((info) => /cluster_state:(\w+)/.exec(info as string)?.[1])
+        )
+        yield* clusterState.pipe(
+          Effect.repeat({ until: (state) => state === "fail", schedule: Schedule.spaced("50 millis") })
+        )
+        const key = yield* CacheKey.make(CacheKey.namespaceKeys("sub", "tenant:a:v1"), probe().cacheable, {
+          tenant: "a",
+          n: 1
+        })
+        const waited = yield* Effect.scoped(store.listenForRelease(key)).pipe(
+          Effect.either,
+          Effect.timeout("5 seconds")
+        )
+        assert.strictEqual(waited._tag, "Left", "the subscription fails (the caller then resolves by itself)")
+        // The replica wakes up and takes over; the next wait subscribes afresh.
+        process.kill(replicaPid, "SIGCONT")
+        yield* clusterState.pipe(
+          Effect.repeat({ until: (state) => state === "ok", schedule: Schedule.spaced("50 millis") }),
+          Effect.timeout("15 seconds")
+        )
+        const again = yield* Effect.scoped(store.listenForRelease(key)).pipe(Effect.either, Effect.timeout("5 seconds"))
+        assert.strictEqual(again._tag, "Right", "subscribed once the cluster is back")
+      })),
+    30_000
+  )
 })

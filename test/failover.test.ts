@@ -7,7 +7,7 @@
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as Context from "effect/Context"
-import * as Duration from "effect/Duration"
+import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
@@ -15,13 +15,23 @@ import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import { Redis } from "ioredis"
 import { Cacheable, CacheKey, CachePolicy, ResponseCache } from "../src/index.js"
-import { chaosRun, type Fault, startClusterTopology, startSentinelTopology, type Topology } from "./support/failoverChaos.js"
+import {
+  chaosRun,
+  type Fault,
+  startClusterTopology,
+  startSentinelTopology,
+  type Topology
+} from "./support/failoverChaos.js"
 import { startRedisServer } from "./support/redisServer.js"
 
 const check = (topology: () => Topology, how: Fault) =>
   Effect.gen(function*() {
     const { confirmed, unconfirmed } = yield* chaosRun(topology(), how, `${how}${Date.now().toString(36)}`)
-    console.log(`failover chaos ${topology().name} ${how}: confirmed ${JSON.stringify(confirmed)}; unconfirmed ${JSON.stringify(unconfirmed)}`)
+    console.log(
+      `failover chaos ${topology().name} ${how}: confirmed ${JSON.stringify(confirmed)}; unconfirmed ${
+        JSON.stringify(unconfirmed)
+      }`
+    )
     assert.strictEqual(confirmed.stale, 0)
     // The run exercised the guarantee: invalidations were confirmed, and reads followed them.
     assert.isAbove(confirmed.invalidations - confirmed.invalidationsFailed, 0)
@@ -35,8 +45,16 @@ describe("confirmed invalidation through a Sentinel failover", () => {
   }, 30_000)
   afterAll(() => topology?.stop())
 
-  it.live("primary SIGKILLed under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "kill"), 60_000)
-  it.live("primary SIGSTOPped under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "stop"), 60_000)
+  it.live(
+    "primary SIGKILLed under load: 0 stale reads after a confirmed invalidation",
+    () => check(() => topology!, "kill"),
+    60_000
+  )
+  it.live(
+    "primary SIGSTOPped under load: 0 stale reads after a confirmed invalidation",
+    () => check(() => topology!, "stop"),
+    60_000
+  )
 })
 
 describe("confirmed invalidation through a cluster failover", () => {
@@ -47,8 +65,16 @@ describe("confirmed invalidation through a cluster failover", () => {
   afterAll(() => topology?.stop())
 
   // The frozen primary first (it comes back as a replica); the killed one stays down.
-  it.live("primary SIGSTOPped under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "stop"), 60_000)
-  it.live("primary SIGKILLed under load: 0 stale reads after a confirmed invalidation", () => check(() => topology!, "kill"), 60_000)
+  it.live(
+    "primary SIGSTOPped under load: 0 stale reads after a confirmed invalidation",
+    () => check(() => topology!, "stop"),
+    60_000
+  )
+  it.live(
+    "primary SIGKILLed under load: 0 stale reads after a confirmed invalidation",
+    () => check(() => topology!, "kill"),
+    60_000
+  )
 })
 
 describe("confirmInvalidation on a primary and its replica", () => {
@@ -76,29 +102,33 @@ describe("confirmInvalidation on a primary and its replica", () => {
       (context) => Context.get(context, ResponseCache.ResponseCache)
     )
 
-  it.live("an invalidation returns once the replica has it; without a replica it fails, naming WAIT", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const { primary, replica } = yield* servers
-      const cache = yield* cacheOn(primary.url, "2 seconds")
-      const onReplica = yield* client(replica.url)
-      const generation = CacheKey.namespaceKeys("confirm", "tenant:confirm").generation
-      yield* cache.getOrResolve(cacheable, { n: 1 })
-      // Wait for the generation to reach the replica, so that its absence afterwards is the invalidation's doing.
-      while ((yield* Effect.promise(() => onReplica.get(generation))) === null) yield* Effect.sleep("5 millis")
-      yield* cache.invalidateNamespace("tenant:confirm")
-      // Returned: the replica has the invalidation already.
-      assert.isNull(yield* Effect.promise(() => onReplica.get(generation)))
+  it.live(
+    "an invalidation returns once the replica has it; without a replica it fails, naming WAIT",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const { primary, replica } = yield* servers
+        const cache = yield* cacheOn(primary.url, "2 seconds")
+        const onReplica = yield* client(replica.url)
+        const generation = CacheKey.namespaceKeys("confirm", "tenant:confirm").generation
+        yield* cache.getOrResolve(cacheable, { n: 1 })
+        // Wait for the generation to reach the replica, so that its absence afterwards is the invalidation's doing.
+        while ((yield* Effect.promise(() => onReplica.get(generation))) === null) yield* Effect.sleep("5 millis")
+        yield* cache.invalidateNamespace("tenant:confirm")
+        // Returned: the replica has the invalidation already.
+        assert.isNull(yield* Effect.promise(() => onReplica.get(generation)))
 
-      // Now with no replica to acknowledge.
-      yield* Effect.promise(() => onReplica.replicaof("NO", "ONE"))
-      const alone = yield* cacheOn(primary.url, "100 millis")
-      const error = yield* Effect.flip(alone.invalidateNamespace("tenant:confirm"))
-      assert.strictEqual(error._tag, "RedisError")
-      assert.strictEqual(error._tag === "RedisError" ? error.operation : undefined, "invalidateNamespace")
-      assert.match(error.message, /0 of 1 replicas acknowledged/)
-      const purge = yield* Effect.flip(alone.purgeNamespace("tenant:confirm"))
-      assert.match(purge.message, /0 of 1 replicas acknowledged/)
-    })), 30_000)
+        // Now with no replica to acknowledge.
+        yield* Effect.promise(() => onReplica.replicaof("NO", "ONE"))
+        const alone = yield* cacheOn(primary.url, "100 millis")
+        const error = yield* Effect.flip(alone.invalidateNamespace("tenant:confirm"))
+        assert.strictEqual(error._tag, "RedisError")
+        assert.strictEqual(error._tag === "RedisError" ? error.operation : undefined, "invalidateNamespace")
+        assert.match(error.message, /0 of 1 replicas acknowledged/)
+        const purge = yield* Effect.flip(alone.purgeNamespace("tenant:confirm"))
+        assert.match(purge.message, /0 of 1 replicas acknowledged/)
+      })),
+    30_000
+  )
 
   it.live("hits and misses never queue behind a WAIT", () =>
     Effect.scoped(Effect.gen(function*() {

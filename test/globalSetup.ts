@@ -37,7 +37,9 @@ const redisCluster = async (project: TestProject) => {
   // A generous node timeout: nothing in the shared cluster should ever fail over, however loaded the machine.
   cluster = await startRedisCluster({ nodeTimeoutMs: 5000 }).catch((error) => {
     throw new Error(
-      `${error instanceof Error ? error.message : String(error)}\n(Or set REDIS_CLUSTER_NODES to the nodes of a cluster ` +
+      `${
+        error instanceof Error ? error.message : String(error)
+      }\n(Or set REDIS_CLUSTER_NODES to the nodes of a cluster ` +
         "the tests may use, e.g. `docker compose --profile cluster up -d redis-cluster` and " +
         "REDIS_CLUSTER_NODES=redis://127.0.0.1:7000,redis://127.0.0.1:7001,redis://127.0.0.1:7002.)"
     )

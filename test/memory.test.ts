@@ -1,8 +1,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
-import * as TestClock from "effect/TestClock"
 import * as Layer from "effect/Layer"
+import * as TestClock from "effect/TestClock"
 import * as MemoryStore from "../src/CacheStore/Memory.js"
 import { CachePolicy, CacheStore, ResponseCache } from "../src/index.js"
 import { conformance, probe } from "./conformance.js"
@@ -37,8 +37,14 @@ describe("a store of one's own", () => {
     })
     return Effect.gen(function*() {
       const { cacheable, state } = probe()
-      assert.strictEqual((yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 7 })).outcome, "miss")
-      assert.strictEqual((yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 7 })).outcome, "hit")
+      assert.strictEqual(
+        (yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 7 })).outcome,
+        "miss"
+      )
+      assert.strictEqual(
+        (yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 7 })).outcome,
+        "hit"
+      )
       assert.deepStrictEqual(writes, ["71"]) // n × 10 + run 1
       assert.strictEqual(state.runs, 1)
     }).pipe(Effect.provide(ResponseCache.layer({ prefix: "own" }).pipe(Layer.provide(recording))))
@@ -49,7 +55,8 @@ describe("memory layer", () => {
   it.effect("keeps at most `capacity` entries, evicting the least recently used", () =>
     Effect.gen(function*() {
       const { cacheable, state } = probe()
-      const lookup = (n: number) => Effect.map(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n }), (r) => r.outcome)
+      const lookup = (n: number) =>
+        Effect.map(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n }), (r) => r.outcome)
       yield* lookup(1)
       yield* lookup(2)
       yield* lookup(3)
@@ -63,11 +70,13 @@ describe("memory layer", () => {
 
   it.effect("rejects an unusable prefix or capacity when the layer is built", () =>
     Effect.gen(function*() {
-      for (const layer of [
-        ResponseCache.layerMemory({ prefix: "has space" }),
-        ResponseCache.layerMemory({ prefix: "{tag}" }),
-        ResponseCache.layerMemory({ capacity: 0 })
-      ]) {
+      for (
+        const layer of [
+          ResponseCache.layerMemory({ prefix: "has space" }),
+          ResponseCache.layerMemory({ prefix: "{tag}" }),
+          ResponseCache.layerMemory({ capacity: 0 })
+        ]
+      ) {
         const exit = yield* Effect.exit(Effect.provide(ResponseCache.ResponseCache, layer))
         assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Die")
       }
@@ -76,11 +85,17 @@ describe("memory layer", () => {
   it.effect("a policy can depend on the query", () =>
     Effect.gen(function*() {
       const { cacheable } = probe()
-      const byTenant = { ...cacheable, policy: (q: { tenant: string }) => CachePolicy.make({ ttl: q.tenant === "a" ? 1000 : 5000 }) }
+      const byTenant = {
+        ...cacheable,
+        policy: (q: { tenant: string }) => CachePolicy.make({ ttl: q.tenant === "a" ? 1000 : 5000 })
+      }
       yield* ResponseCache.getOrResolve(byTenant, { tenant: "a", n: 1 })
       yield* ResponseCache.getOrResolve(byTenant, { tenant: "b", n: 1 })
       yield* TestClock.adjust(2000)
-      assert.strictEqual((yield* ResponseCache.getOrResolveWithOutcome(byTenant, { tenant: "a", n: 1 })).outcome, "miss")
+      assert.strictEqual(
+        (yield* ResponseCache.getOrResolveWithOutcome(byTenant, { tenant: "a", n: 1 })).outcome,
+        "miss"
+      )
       assert.strictEqual((yield* ResponseCache.getOrResolveWithOutcome(byTenant, { tenant: "b", n: 1 })).outcome, "hit")
     }).pipe(Effect.provide(ResponseCache.layerMemory())))
 })

@@ -16,7 +16,10 @@ const blockAfter = (heading: string, nth = 0): string => {
 describe("README", () => {
   it("the quick start runs as written: a miss, then the same value from the cache", async () => {
     const source = blockAfter("## Quick start")
-      .replace(`from "@ledgerlink/response-cache"`, `from ${JSON.stringify(fileURLToPath(new URL("../src/index.js", import.meta.url)))}`)
+      .replace(
+        `from "@ledgerlink/response-cache"`,
+        `from ${JSON.stringify(fileURLToPath(new URL("../src/index.js", import.meta.url)))}`
+      )
       .replace("Effect.runPromise(program", "export const result = Effect.runPromise(program")
     assert.include(source, "export const result")
     const dir = new URL("./.generated/", import.meta.url)

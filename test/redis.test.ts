@@ -1,6 +1,6 @@
 import { assert, describe, inject, it } from "@effect/vitest"
-import * as ConfigProvider from "effect/ConfigProvider"
 import * as Config from "effect/Config"
+import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -24,7 +24,7 @@ const scanAll = (client: Redis, pattern: string) =>
     let cursor = "0"
     do {
       const [next, page] = await client.scan(cursor, "MATCH", pattern, "COUNT", 1000)
-      keys.push(...page)
+      for (const key of page) keys.push(key)
       cursor = next
     } while (cursor !== "0")
     return keys
@@ -86,7 +86,10 @@ describe("redis layer", () => {
       }).pipe(Effect.provide(ResponseCache.layerRedis({ url, prefix })))
       const pttl = (key: string) => Effect.promise(() => client.pttl(key))
       assert.isAtLeast(yield* pttl(keys.written), yield* pttl(yield* entryOf(long)))
-      assert.strictEqual(yield* Effect.promise(() => client.get(keys.written)), yield* Effect.promise(() => client.get(keys.generation)))
+      assert.strictEqual(
+        yield* Effect.promise(() => client.get(keys.written)),
+        yield* Effect.promise(() => client.get(keys.generation))
+      )
     })))
 
   it.live("two instances (two processes) share entries and generations through Redis", () =>
@@ -97,8 +100,14 @@ describe("redis layer", () => {
       const b = yield* Layer.build(ResponseCache.layerRedis({ url, prefix }))
       const inA = <X, E>(effect: Effect.Effect<X, E, ResponseCache.ResponseCache>) => Effect.provide(effect, a)
       const inB = <X, E>(effect: Effect.Effect<X, E, ResponseCache.ResponseCache>) => Effect.provide(effect, b)
-      assert.strictEqual((yield* inA(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "x", n: 1 }))).outcome, "miss")
-      assert.strictEqual((yield* inB(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "x", n: 1 }))).outcome, "hit")
+      assert.strictEqual(
+        (yield* inA(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "x", n: 1 }))).outcome,
+        "miss"
+      )
+      assert.strictEqual(
+        (yield* inB(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "x", n: 1 }))).outcome,
+        "hit"
+      )
       yield* inA(ResponseCache.invalidateNamespace("tenant:x:v1"))
       assert.deepStrictEqual(yield* inB(ResponseCache.get(cacheable, { tenant: "x", n: 1 })), Option.none())
       assert.deepStrictEqual(yield* inB(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "x", n: 1 })), {
@@ -160,14 +169,18 @@ describe("redis layer", () => {
         assert.strictEqual(state.runs, 2)
         const strict = ResponseCache.layerRedis({ url: down, strict: true, commandTimeout: 200 })
         assert.strictEqual((yield* Effect.flip(Effect.provide(lookup, strict)))._tag, "RedisError")
-        for (const op of [
-          ResponseCache.purgeNamespace("tenant:a:v1"),
-          ResponseCache.invalidateNamespace("tenant:a:v1"),
-          ResponseCache.get(cacheable, { tenant: "a", n: 1 }),
-          ResponseCache.set(cacheable, { tenant: "a", n: 1 }, 1),
-          Stream.runDrain(ResponseCache.sweepNamespace("tenant:a:v1"))
-        ]) {
-          const error = yield* Effect.flip(Effect.provide(op as Effect.Effect<unknown, any, ResponseCache.ResponseCache>, open))
+        for (
+          const op of [
+            ResponseCache.purgeNamespace("tenant:a:v1"),
+            ResponseCache.invalidateNamespace("tenant:a:v1"),
+            ResponseCache.get(cacheable, { tenant: "a", n: 1 }),
+            ResponseCache.set(cacheable, { tenant: "a", n: 1 }, 1),
+            Stream.runDrain(ResponseCache.sweepNamespace("tenant:a:v1"))
+          ]
+        ) {
+          const error = yield* Effect.flip(
+            Effect.provide(op as Effect.Effect<unknown, any, ResponseCache.ResponseCache>, open)
+          )
           assert.strictEqual(error._tag, "RedisError")
           assert.match(error.message, /^Redis .+ failed: /)
         }
@@ -212,7 +225,8 @@ describe("redis layer", () => {
       const b = yield* Layer.build(layer)
       const { cacheable } = probe({ policy: CachePolicy.make({ ttl: 150 }) })
       const query = { tenant: "t", n: 1 }
-      const lookupIn = (context: typeof a) => ResponseCache.getOrResolveWithOutcome(cacheable, query).pipe(Effect.provide(context))
+      const lookupIn = (context: typeof a) =>
+        ResponseCache.getOrResolveWithOutcome(cacheable, query).pipe(Effect.provide(context))
       assert.deepStrictEqual(yield* lookupIn(b), { value: 11, outcome: "miss" })
       assert.deepStrictEqual(yield* lookupIn(b), { value: 11, outcome: "hit" })
       // Redis drops the entry; A writes a new one on its miss, which publishes nothing. B must not keep the old.
@@ -234,70 +248,87 @@ describe("redis layer", () => {
         Effect.withConfigProvider(ConfigProvider.fromMap(new Map([["CACHE_REDIS_URL", url], ["CACHE_PREFIX", prefix]])))
       )
       assert.strictEqual(result.outcome, "miss")
-      const missing = yield* Effect.flip(ResponseCache.get(cacheable, { tenant: "a", n: 1 }).pipe(
-        Effect.provide(layer),
-        Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
-      ))
+      const missing = yield* Effect.flip(
+        ResponseCache.get(cacheable, { tenant: "a", n: 1 }).pipe(
+          Effect.provide(layer),
+          Effect.withConfigProvider(ConfigProvider.fromMap(new Map()))
+        )
+      )
       assert.strictEqual(missing._tag, "ConfigError" as never)
     }))
 
-  it.live("a namespace of 100,000 entries is swept in short scripts of one SCAN page each, never with KEYS", () =>
-    Effect.scoped(Effect.gen(function*() {
-      const prefix = uniqueName("big")
-      const client = yield* inspector
-      const { cacheable } = probe({ policy: CachePolicy.make({ ttl: "10 minutes" }) })
-      const fill = (tenant: string, count: number) =>
-        Effect.forEach(
-          Array.from({ length: count }, (_, n) => n),
-          (n) => ResponseCache.set(cacheable, { tenant, n }, n),
-          { concurrency: 512, discard: true }
-        )
-      const calls = (stats: string, command: string) =>
-        Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
-      /** Invalidates the namespace, runs `meanwhile`, sweeps; the pages and Redis's command counts of all that. */
-      const invalidateAndSweep = (namespace: string, meanwhile: Effect.Effect<void, unknown, ResponseCache.ResponseCache>) =>
-        Effect.gen(function*() {
-          yield* Effect.promise(() => client.config("RESETSTAT"))
-          yield* ResponseCache.invalidateNamespace(namespace)
-          yield* meanwhile
-          const pages = Array.from(yield* Stream.runCollect(ResponseCache.sweepNamespace(namespace)))
-          return { pages, stats: yield* Effect.promise(() => client.info("commandstats")) }
-        })
-      const layer = ResponseCache.layerRedis({ url, prefix, commandTimeout: 5000 })
+  it.live(
+    "a namespace of 100,000 entries is swept in short scripts of one SCAN page each, never with KEYS",
+    () =>
+      Effect.scoped(Effect.gen(function*() {
+        const prefix = uniqueName("big")
+        const client = yield* inspector
+        const { cacheable } = probe({ policy: CachePolicy.make({ ttl: "10 minutes" }) })
+        const fill = (tenant: string, count: number) =>
+          Effect.forEach(
+            Array.from({ length: count }, (_, n) => n),
+            (n) => ResponseCache.set(cacheable, { tenant, n }, n),
+            { concurrency: 512, discard: true }
+          )
+        const calls = (stats: string, command: string) =>
+          Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0)
+        /** Invalidates the namespace, runs `meanwhile`, sweeps; the pages and Redis's command counts of all that. */
+        const invalidateAndSweep = (
+          namespace: string,
+          meanwhile: Effect.Effect<void, unknown, ResponseCache.ResponseCache>
+        ) =>
+          Effect.gen(function*() {
+            yield* Effect.promise(() => client.config("RESETSTAT"))
+            yield* ResponseCache.invalidateNamespace(namespace)
+            yield* meanwhile
+            const pages = Array.from(yield* Stream.runCollect(ResponseCache.sweepNamespace(namespace)))
+            return { pages, stats: yield* Effect.promise(() => client.info("commandstats")) }
+          })
+        const layer = ResponseCache.layerRedis({ url, prefix, commandTimeout: 5000 })
 
-      // Nothing written since the invalidation: every entry the SCAN finds is dead, and none is read.
-      const purge = yield* Effect.gen(function*() {
-        yield* fill("big", 100_000)
-        yield* ResponseCache.set(cacheable, { tenant: "small", n: 1 }, 1)
-        return yield* invalidateAndSweep("tenant:big:v1", Effect.void)
-      }).pipe(Effect.provide(layer))
-      assert.strictEqual(purge.pages.reduce((a, b) => a + b, 0), 100_000)
-      // The structure, not the timing (a loaded machine stretches any command). No KEYS. Each page is one script
-      // call that runs one SCAN (COUNT 250) inside Redis — the only SCANs made — and removes at most what that
-      // SCAN returned (250 keys, give or take a hash bucket): one call never holds Redis up for a whole namespace.
-      assert.notMatch(purge.stats, /cmdstat_keys:/)
-      assert.strictEqual(calls(purge.stats, "scan"), purge.pages.length, "one SCAN per page, all inside the scripts")
-      assert.isAtMost(Math.max(...purge.pages), 400, "a page removes at most one SCAN page of entries")
-      assert.isAtLeast(purge.pages.length, 100_000 / 400)
-      assert.strictEqual(calls(purge.stats, "getrange"), 0, "no entry read while none can be current")
-      assert.isAtMost(calls(purge.stats, "unlink"), purge.pages.length)
-      assert.strictEqual((yield* scanAll(client, `${prefix}:{ns:tenant:big:v1}:e:*`)).length, 0)
-      assert.strictEqual((yield* scanAll(client, `${prefix}:{ns:tenant:small:v1}:e:*`)).length, 1)
+        // Nothing written since the invalidation: every entry the SCAN finds is dead, and none is read.
+        const purge = yield* Effect.gen(function*() {
+          yield* fill("big", 100_000)
+          yield* ResponseCache.set(cacheable, { tenant: "small", n: 1 }, 1)
+          return yield* invalidateAndSweep("tenant:big:v1", Effect.void)
+        }).pipe(Effect.provide(layer))
+        assert.strictEqual(purge.pages.reduce((a, b) => a + b, 0), 100_000)
+        // The structure, not the timing (a loaded machine stretches any command). No KEYS. Each page is one script
+        // call that runs one SCAN (COUNT 250) inside Redis — the only SCANs made — and removes at most what that
+        // SCAN returned (250 keys, give or take a hash bucket): one call never holds Redis up for a whole namespace.
+        assert.notMatch(purge.stats, /cmdstat_keys:/)
+        assert.strictEqual(calls(purge.stats, "scan"), purge.pages.length, "one SCAN per page, all inside the scripts")
+        assert.isAtMost(Math.max(...purge.pages), 400, "a page removes at most one SCAN page of entries")
+        assert.isAtLeast(purge.pages.length, 100_000 / 400)
+        assert.strictEqual(calls(purge.stats, "getrange"), 0, "no entry read while none can be current")
+        assert.isAtMost(calls(purge.stats, "unlink"), purge.pages.length)
+        assert.strictEqual((yield* scanAll(client, `${prefix}:{ns:tenant:big:v1}:e:*`)).length, 0)
+        assert.strictEqual((yield* scanAll(client, `${prefix}:{ns:tenant:small:v1}:e:*`)).length, 1)
 
-      // Entries written under the new generation before the sweep: every entry is checked, and those stay.
-      const refilled = yield* Effect.gen(function*() {
-        yield* fill("mixed", 20_000)
-        const swept = yield* invalidateAndSweep(
-          "tenant:mixed:v1",
-          Effect.forEach([0, 1, 2, 3, 4], (n) => ResponseCache.set(cacheable, { tenant: "mixed", n }, 100 + n), { discard: true })
+        // Entries written under the new generation before the sweep: every entry is checked, and those stay.
+        const refilled = yield* Effect.gen(function*() {
+          yield* fill("mixed", 20_000)
+          const swept = yield* invalidateAndSweep(
+            "tenant:mixed:v1",
+            Effect.forEach([0, 1, 2, 3, 4], (n) => ResponseCache.set(cacheable, { tenant: "mixed", n }, 100 + n), {
+              discard: true
+            })
+          )
+          const kept = yield* Effect.forEach(
+            [0, 1, 2, 3, 4],
+            (n) => ResponseCache.get(cacheable, { tenant: "mixed", n })
+          )
+          return { ...swept, kept }
+        }).pipe(Effect.provide(layer))
+        // The 5 rewritten keys held old entries too: those were replaced, not swept.
+        assert.strictEqual(
+          refilled.pages.reduce((a, b) => a + b, 0),
+          20_000 - 5
         )
-        const kept = yield* Effect.forEach([0, 1, 2, 3, 4], (n) => ResponseCache.get(cacheable, { tenant: "mixed", n }))
-        return { ...swept, kept }
-      }).pipe(Effect.provide(layer))
-      // The 5 rewritten keys held old entries too: those were replaced, not swept.
-      assert.strictEqual(refilled.pages.reduce((a, b) => a + b, 0), 20_000 - 5)
-      assert.isAtLeast(calls(refilled.stats, "getrange"), 20_000)
-      assert.deepStrictEqual(refilled.kept.map(Option.getOrThrow), [100, 101, 102, 103, 104])
-      assert.strictEqual((yield* scanAll(client, `${prefix}:{ns:tenant:mixed:v1}:e:*`)).length, 5)
-    })), 120_000)
+        assert.isAtLeast(calls(refilled.stats, "getrange"), 20_000)
+        assert.deepStrictEqual(refilled.kept.map(Option.getOrThrow), [100, 101, 102, 103, 104])
+        assert.strictEqual((yield* scanAll(client, `${prefix}:{ns:tenant:mixed:v1}:e:*`)).length, 5)
+      })),
+    120_000
+  )
 })

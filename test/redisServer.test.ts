@@ -6,8 +6,8 @@ import { spawn } from "node:child_process"
 import { readFileSync } from "node:fs"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
-import { startRedisServer, waitForRedis } from "./support/redisServer.js"
 import { startRedisSentinel } from "./support/redisSentinel.js"
+import { startRedisServer, waitForRedis } from "./support/redisServer.js"
 import { makeCertificates } from "./support/tls.js"
 
 /** Whether `pid` is a running process (a zombie, exited but not yet reaped, counts as gone). */
@@ -59,7 +59,10 @@ describe("startRedisServer", () => {
       owner.kill("SIGKILL")
       // The watcher polls every 0.2 s and the server exits on SIGTERM at once; 5 s leaves room for a loaded machine.
       const { pid, port } = server
-      assert.isTrue(await eventually(() => !running(pid), 5000), `redis-server ${pid} still runs 5 s after its owner died`)
+      assert.isTrue(
+        await eventually(() => !running(pid), 5000),
+        `redis-server ${pid} still runs 5 s after its owner died`
+      )
       await waitForRedis(port, 200).then(
         () => assert.fail(`something still answers on port ${port}`),
         () => {}

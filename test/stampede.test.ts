@@ -1,7 +1,7 @@
 import { assert, describe, inject, it } from "@effect/vitest"
+import { Redis } from "ioredis"
 import { spawn } from "node:child_process"
 import { createInterface } from "node:readline"
-import { Redis } from "ioredis"
 import { uniqueName } from "./conformance.js"
 
 const url = inject("redisUrl")
@@ -11,15 +11,33 @@ const worker = new URL("./support/stampedeWorker.ts", import.meta.url).pathname
 const stampede = async (options: { readonly processes: number; readonly callers: number; readonly lock: string }) => {
   const prefix = uniqueName("stampede")
   const counterKey = `${prefix}:runs`
-  const children = Array.from({ length: options.processes }, () =>
-    spawn(process.execPath, ["--import", "tsx", worker, url, prefix, counterKey, options.lock, String(options.callers)], {
-      stdio: ["pipe", "pipe", "inherit"]
-    }))
+  const children = Array.from(
+    { length: options.processes },
+    () =>
+      spawn(process.execPath, [
+        "--import",
+        "tsx",
+        worker,
+        url,
+        prefix,
+        counterKey,
+        options.lock,
+        String(options.callers)
+      ], {
+        stdio: ["pipe", "pipe", "inherit"]
+      })
+  )
   const lines = children.map((child) => createInterface({ input: child.stdout! })[Symbol.asyncIterator]())
   for (const next of lines) assert.strictEqual((await next.next()).value, "ready")
   for (const child of children) child.stdin!.end("go\n")
-  const results = await Promise.all(lines.map(async (next) => JSON.parse((await next.next()).value) as Array<[number, string]>))
-  await Promise.all(children.map((child) => new Promise((resolve) => child.exitCode !== null ? resolve(null) : child.once("exit", resolve))))
+  const results = await Promise.all(
+    lines.map(async (next) => JSON.parse((await next.next()).value) as Array<[number, string]>)
+  )
+  await Promise.all(
+    children.map((child) =>
+      new Promise((resolve) => child.exitCode !== null ? resolve(null) : child.once("exit", resolve))
+    )
+  )
   const client = new Redis(url)
   const runs = Number(await client.get(counterKey))
   await client.quit()

@@ -16,11 +16,15 @@ export const asyncCacheDedupe: ReadonlyArray<Contender> = [{
   shared: true,
   start: async (env) => {
     const redis = new Redis(env.url)
-    const cache = createCache({ ttl: Math.ceil(env.ttlMs / 1000), storage: { type: "redis", options: { client: redis } } })
+    const cache = createCache({
+      ttl: Math.ceil(env.ttlMs / 1000),
+      storage: { type: "redis", options: { client: redis } }
+    })
       .define(
         "snapshot",
         { serialize: (query: { ns: string; id: number }) => `${env.prefix}:${query.ns}:${query.id}` },
-        (query: { ns: string; id: number }): Promise<Snapshot> => Promise.resolve(env.origin.resolve(query.ns, query.id))
+        (query: { ns: string; id: number }): Promise<Snapshot> =>
+          Promise.resolve(env.origin.resolve(query.ns, query.id))
       )
     return {
       caller: { _tag: "promise", get: (ns, id) => cache.snapshot({ ns, id }) },

@@ -27,8 +27,11 @@ const start = (env: Env, withMemoryTier: boolean): Instance => {
   const clear = (ns: string) => namespace(ns).clear()
   return {
     fill: (ns, ids) =>
-      eachLimited(ids, 256, (id) =>
-        namespace(ns).set({ key: String(id), value: snapshot(ns, id, env.origin.version(ns)), ttl: env.ttlMs })),
+      eachLimited(
+        ids,
+        256,
+        (id) => namespace(ns).set({ key: String(id), value: snapshot(ns, id, env.origin.version(ns)), ttl: env.ttlMs })
+      ),
     caller: {
       _tag: "promise",
       get: (ns, id) =>

@@ -9,11 +9,11 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Tracer from "effect/Tracer"
 import { Redis } from "ioredis"
 import type { ResponseCache as ResponseCacheTag } from "../../src/ResponseCache.js"
-import { Cacheable, CachePolicy, ResponseCache } from "../library.js"
+import { startRedisCluster } from "../../test/support/redisCluster.js"
 import type { Caller, Contender, Env, Instance } from "../Contender.js"
 import { callOnce } from "../Driver.js"
+import { Cacheable, CachePolicy, ResponseCache } from "../library.js"
 import { Snapshot, snapshot, SnapshotQuery } from "../Origin.js"
-import { startRedisCluster } from "../../test/support/redisCluster.js"
 
 const snapshots = (env: Env, lockMs: number) =>
   Cacheable.make({
@@ -198,7 +198,11 @@ export const ours: ReadonlyArray<Contender> = [
     start: async (env) => {
       const instance = await start(env, {
         layer: () =>
-          ResponseCache.layerRedis({ url: env.url, prefix: env.prefix, nearCache: { capacity: 10_000, ttl: "10 seconds" } }),
+          ResponseCache.layerRedis({
+            url: env.url,
+            prefix: env.prefix,
+            nearCache: { capacity: 10_000, ttl: "10 seconds" }
+          }),
         capacity: 10_000
       })
       if (await answersInProcess(env, instance.caller)) return instance

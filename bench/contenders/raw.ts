@@ -40,7 +40,13 @@ const start = (env: Env, options: { readonly enableAutoPipelining?: boolean }, i
   }
   const runtime = ManagedRuntime.make(Layer.empty)
   return {
-    caller: inEffect ? { _tag: "effect", run: (effect) => runtime.runPromise(effect as Effect.Effect<any, unknown>), get: (ns, id) => Effect.promise(() => get(ns, id)) } : { _tag: "promise", get },
+    caller: inEffect
+      ? {
+        _tag: "effect",
+        run: (effect) => runtime.runPromise(effect as Effect.Effect<any, unknown>),
+        get: (ns, id) => Effect.promise(() => get(ns, id))
+      }
+      : { _tag: "promise", get },
     fill,
     invalidateNamespace: purge,
     purgeNamespace: purge,

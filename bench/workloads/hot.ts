@@ -56,12 +56,17 @@ export const hot: Workload = {
     bench.log(`hot: warming ${bench.sizes.warmKeys} keys in ${entrants.length} contenders`)
     await warm(bench, entrants)
     const tables: Array<Table> = []
-    const { concurrency, rounds, roundMs, warmupMs } = bench.sizes.hot
+    const { concurrency, roundMs, rounds, warmupMs } = bench.sizes.hot
     for (const inFlight of concurrency) {
       let counter = 0
       const next = () => counter++ % bench.sizes.warmKeys
       const loop = (entrant: Entrant, ms: number) =>
-        runLoop(entrant.instance.caller, { concurrency: inFlight, durationMs: ms, next, namespaceOf: namespaceOf(bench) })
+        runLoop(entrant.instance.caller, {
+          concurrency: inFlight,
+          durationMs: ms,
+          next,
+          namespaceOf: namespaceOf(bench)
+        })
       bench.log(`hot: ${inFlight} in flight, warm-up round`)
       await interleave(entrants, 1, (entrant) => loop(entrant, warmupMs))
       bench.log(`hot: ${inFlight} in flight, ${rounds} rounds of ${roundMs} ms × ${entrants.length} contenders`)

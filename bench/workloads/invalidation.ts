@@ -81,8 +81,11 @@ export const invalidation: Workload = {
     bench.origin.reset()
     for (const size of namespaceSizes) {
       bench.log(`invalidation: namespaces of ${size} entries, ${rounds} rounds × ${entrants.length}`)
-      const results = await interleave(entrants, rounds, (entrant, round) =>
-        measure(bench, entrant, `inv-${size}-${round}`, size))
+      const results = await interleave(
+        entrants,
+        rounds,
+        (entrant, round) => measure(bench, entrant, `inv-${size}-${round}`, size)
+      )
       await bench.admin.flushall()
       tables.push({
         id: `invalidation-${size}`,
@@ -108,7 +111,9 @@ export const invalidation: Workload = {
             callMs: median(r.map((x) => x.callMs)),
             lastStaleMs: median(r.map((x) => x.lastStaleMs)),
             staleAfterReturn: r.reduce((n, x) => n + x.staleAfterReturn, 0),
-            otherLastStaleMs: r[0]?.otherLastStaleMs === undefined ? undefined : median(r.map((x) => x.otherLastStaleMs!)),
+            otherLastStaleMs: r[0]?.otherLastStaleMs === undefined
+              ? undefined
+              : median(r.map((x) => x.otherLastStaleMs!)),
             otherStaleAfterReturn: r[0]?.otherStaleAfterReturn === undefined
               ? undefined
               : r.reduce((n, x) => n + x.otherStaleAfterReturn!, 0)

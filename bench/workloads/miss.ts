@@ -10,7 +10,7 @@ export const miss: Workload = {
   id: "miss",
   run: async (bench) => {
     const entrants = entrantsOf(bench, "miss")
-    const { concurrency, rounds, roundMs } = bench.sizes.miss
+    const { concurrency, roundMs, rounds } = bench.sizes.miss
     let counter = 10_000_000
     const next = () => counter++
     bench.origin.reset()

@@ -25,13 +25,19 @@ interface Reply {
 }
 
 const startProcess = (bench: Bench, ids: ReadonlyArray<string>, ttlMs: number): Worker =>
-  startWorker("./processWorker.ts", [bench.redis.url, bench.redis.host, String(bench.redis.port), ids.join(","), String(ttlMs)])
+  startWorker("./processWorker.ts", [
+    bench.redis.url,
+    bench.redis.host,
+    String(bench.redis.port),
+    ids.join(","),
+    String(ttlMs)
+  ])
 
 export const processes: Workload = {
   id: "stampede-processes",
   run: async (bench) => {
     const entrants = entrantsOf(bench, "stampede-processes", (e) => e.contender.shared)
-    const { rounds, processes: count, callersEach, resolverMs } = bench.sizes.processes
+    const { callersEach, processes: count, resolverMs, rounds } = bench.sizes.processes
     bench.log(`stampede across ${count} processes: starting workers`)
     const ids = entrants.map((e) => e.contender.id)
     const workers = Array.from({ length: count }, () => startProcess(bench, ids, entrants[0]?.env.ttlMs ?? 600_000))
@@ -58,7 +64,12 @@ export const processes: Workload = {
         const failed = replies.find((r) => r.error !== undefined)
         if (failed !== undefined) throw new Error(`stampede worker: ${failed.error}`)
         const runs = Number(await bench.admin.get(command.counterKey) ?? 0)
-        return { runs, wallMs, errors: replies.reduce((n, r) => n + r.errors, 0), runsByProcess: replies.map((r) => r.runs) }
+        return {
+          runs,
+          wallMs,
+          errors: replies.reduce((n, r) => n + r.errors, 0),
+          runsByProcess: replies.map((r) => r.runs)
+        }
       })
       return [{
         id: "stampede-processes",

@@ -41,13 +41,19 @@ const keptOf = async (bench: Bench, entrant: Entrant, lastId: number, nsOf: (id:
 export const soak: Workload = {
   id: "soak",
   run: async (bench) => {
-    const entrants = entrantsOf(bench, "soak", (e) => e.contender.family === "ours" && e.instance.inFlight !== undefined)
+    const entrants = entrantsOf(
+      bench,
+      "soak",
+      (e) => e.contender.family === "ours" && e.instance.inFlight !== undefined
+    )
       .filter((e) => ["ours-memory", "ours-near", "ours-redis"].includes(e.contender.id))
-    const { keys, redisKeys, concurrency } = bench.sizes.soak
+    const { concurrency, keys, redisKeys } = bench.sizes.soak
     const rows = []
     for (const entrant of entrants) {
       const count = entrant.contender.tier === "memory" ? keys : redisKeys
-      bench.log(`soak: ${entrant.contender.id}: ${count.toLocaleString("en-US")} distinct keys, ${concurrency} in flight`)
+      bench.log(
+        `soak: ${entrant.contender.id}: ${count.toLocaleString("en-US")} distinct keys, ${concurrency} in flight`
+      )
       await bench.admin.flushall()
       bench.origin.reset()
       gc()
@@ -88,7 +94,9 @@ export const soak: Workload = {
           heapAfterMb: mb(heapAfter),
           growthMb: mb(heapAfter - heapBefore),
           inFlight: `${inFlight.resolves} / ${inFlight.callers}`,
-          kept: kept === undefined ? undefined : `${kept.toLocaleString("en-US")} of ${entrant.instance.capacity!.toLocaleString("en-US")}`
+          kept: kept === undefined
+            ? undefined
+            : `${kept.toLocaleString("en-US")} of ${entrant.instance.capacity!.toLocaleString("en-US")}`
         }
       })
       await bench.admin.flushall()

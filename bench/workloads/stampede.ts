@@ -9,12 +9,12 @@ export const stampede: Workload = {
   id: "stampede",
   run: async (bench) => {
     const entrants = entrantsOf(bench, "stampede")
-    const { rounds, callers, resolverMs } = bench.sizes.stampede
+    const { callers, resolverMs, rounds } = bench.sizes.stampede
     let key = 20_000_000
     bench.log(`stampede: ${callers} callers, ${resolverMs} ms resolver, ${rounds} rounds × ${entrants.length}`)
     const results = await interleave(entrants, rounds, async (entrant) => {
       bench.origin.reset(resolverMs)
-      const { wallMs, errors } = await runBurst(entrant.instance.caller, callers, "stampede", key++)
+      const { errors, wallMs } = await runBurst(entrant.instance.caller, callers, "stampede", key++)
       const runs = bench.origin.runs
       bench.origin.reset()
       const inFlight = await entrant.instance.inFlight?.()

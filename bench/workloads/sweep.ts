@@ -20,7 +20,7 @@ export const sweep: Workload = {
       // Redis-only contenders: a memory tier in front changes nothing in what a purge costs Redis.
       (e) => e.instance.purgeNamespace !== undefined && e.contender.tier === "redis"
     )
-    const { doomed, survivors, fillConcurrency } = bench.sizes.sweep
+    const { doomed, fillConcurrency, survivors } = bench.sizes.sweep
     const rows = []
     const other = startWorker("./otherClientWorker.ts", [bench.redis.url, "bench:other-client"])
     // The other client's latency while `during` runs (started once the client says it is measuring).

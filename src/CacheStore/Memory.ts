@@ -100,7 +100,12 @@ export const make = (options: { readonly capacity: number }): CacheStore.Service
           setGeneration(key.namespace.generation, generation, now)
         }
         const expiresAt = now + write.ttlMs
-        entries.set(key.entry, { generation: generation!.token, payload: write.payload, graceMs: write.graceMs, expiresAt })
+        entries.set(key.entry, {
+          generation: generation!.token,
+          payload: write.payload,
+          graceMs: write.graceMs,
+          expiresAt
+        })
         if (generation!.expiresAt < expiresAt) generation!.expiresAt = expiresAt
         return true
       }),

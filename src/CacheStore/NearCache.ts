@@ -124,12 +124,13 @@ export const make = (
     // Like the client, the near-cache must not hold up the layer while Redis is down.
     yield* Effect.promise(() => subscribed).pipe(Effect.timeoutOption("500 millis"))
 
-    const publish = (message: string) =>
-      Effect.promise(() => client.publish(options.channel, message).catch(() => 0))
+    const publish = (message: string) => Effect.promise(() => client.publish(options.channel, message).catch(() => 0))
 
     const remember = (key: CacheKey, lookup: Lookup, now: number, since: number) => {
       const entry = lookup.entry
-      if (!coherent || since !== epoch || entry === undefined || entry.graceMs > 0 || lookup.generation === undefined) return
+      if (
+        !coherent || since !== epoch || entry === undefined || entry.graceMs > 0 || lookup.generation === undefined
+      ) return
       let namespace = namespaces.get(key.namespace.generation)
       if (namespace === undefined) {
         namespace = { namespace: key.namespace.generation, epoch: 0, entries: 0 }
@@ -173,12 +174,18 @@ export const make = (
       write: (key, write) =>
         Effect.tap(store.write(key, write), () =>
           write.expected === undefined
-            ? Effect.zipRight(Effect.sync(() => drop(key.entry)), publish(Keys.nearMessage({ _tag: "Entry", entry: key.entry })))
+            ? Effect.zipRight(
+              Effect.sync(() => drop(key.entry)),
+              publish(Keys.nearMessage({ _tag: "Entry", entry: key.entry }))
+            )
             : Effect.void),
       remove: (key) =>
         Effect.zipRight(
           store.remove(key),
-          Effect.zipRight(Effect.sync(() => drop(key.entry)), publish(Keys.nearMessage({ _tag: "Entry", entry: key.entry })))
+          Effect.zipRight(
+            Effect.sync(() => drop(key.entry)),
+            publish(Keys.nearMessage({ _tag: "Entry", entry: key.entry }))
+          )
         ),
       dropGeneration: (namespace) =>
         Effect.suspend(() => {
@@ -189,7 +196,10 @@ export const make = (
           dropNamespace(namespace.generation)
           return Effect.zipRight(
             store.dropGeneration(namespace),
-            Effect.zipRight(Effect.sync(() => dropNamespace(namespace.generation)), publish(Keys.nearMessage({ _tag: "Namespace", generation: namespace.generation })))
+            Effect.zipRight(
+              Effect.sync(() => dropNamespace(namespace.generation)),
+              publish(Keys.nearMessage({ _tag: "Namespace", generation: namespace.generation }))
+            )
           )
         })
     }

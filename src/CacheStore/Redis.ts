@@ -7,6 +7,8 @@
  *
  * @since 0.1.0
  */
+import { Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
+import calculateSlot from "cluster-key-slot"
 import * as Config from "effect/Config"
 import type * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
@@ -16,8 +18,6 @@ import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
-import calculateSlot from "cluster-key-slot"
 import { Cluster, Redis, type RedisOptions } from "ioredis"
 import { RedisError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
@@ -43,7 +43,13 @@ export interface ScriptCommands {
     payload: string,
     ttlMs: number
   ): Promise<number>
-  rcSweep(generation: string, written: string, cursor: string, pattern: string, count: number): Promise<[string, number]>
+  rcSweep(
+    generation: string,
+    written: string,
+    cursor: string,
+    pattern: string,
+    count: number
+  ): Promise<[string, number]>
   rcRelease(lock: string, token: string, channel: string, entry: string): Promise<number>
 }
 
@@ -69,7 +75,6 @@ export const defineScripts = (client: Redis | Cluster): ScriptedRedis => {
   client.defineCommand("rcRelease", { numberOfKeys: 1, lua: Scripts.release })
   return client as ScriptedRedis
 }
-
 
 const isCluster = (client: Redis | Cluster): client is Cluster => "slots" in client && "nodes" in client
 
@@ -127,14 +132,26 @@ const sweepPage = async (
 ): Promise<{ readonly removed: number; readonly next: SweepCursor }> => {
   const { entryPattern, generation, written } = namespace
   if (!isCluster(client)) {
-    const [cursor, removed] = await client.rcSweep(generation, written, page.cursor, entryPattern, Scripts.sweepPageCount)
+    const [cursor, removed] = await client.rcSweep(
+      generation,
+      written,
+      page.cursor,
+      entryPattern,
+      Scripts.sweepPageCount
+    )
     return { removed, next: { cursor, node: client } }
   }
   // The first page makes sure the client knows the slot's owner at all (it may never have sent this slot a command).
   if (page.node === undefined) await client.exists(generation)
   return atSlotOwner(client, generation, async (node) => {
     const cursor = node === page.node ? page.cursor : "0"
-    const [next, removed] = await withSweepScript(node).rcSweep(generation, written, cursor, entryPattern, Scripts.sweepPageCount)
+    const [next, removed] = await withSweepScript(node).rcSweep(
+      generation,
+      written,
+      cursor,
+      entryPattern,
+      Scripts.sweepPageCount
+    )
     return { removed, next: { cursor: next, node } }
   })
 }
@@ -145,7 +162,7 @@ const sweepPage = async (
  * `retryDelayOnTryAgain`), at most `maxRedirections` times, as the cluster client does.
  */
 const atSlotOwner = async <A>(client: Cluster, key: string, run: (node: Redis) => Promise<A>): Promise<A> => {
-  for (let attempts = client.options.maxRedirections ?? 16; ; attempts--) {
+  for (let attempts = client.options.maxRedirections ?? 16;; attempts--) {
     try {
       return await run(slotOwner(client, key))
     } catch (error) {
@@ -318,7 +335,7 @@ export const make = (
         subscriber.on("error", () => {})
         subscriber.on("message", (_channel: string, entry: string) => {
           const waiting = listeners.get(entry)
-          if (waiting !== undefined) for (const wake of waiting) wake()
+          if (waiting !== undefined) { for (const wake of waiting) wake() }
         })
       }
       const sub = subscriber
@@ -338,8 +355,10 @@ export const make = (
         // Built only when needed: most lookups are answered by the MGET below.
         const scripted = () =>
           Effect.map(
-            call("lookup", () =>
-              client.rcLookup(key.namespace.generation, key.entry, create?.token ?? "", create?.ttlMs ?? 0)),
+            call(
+              "lookup",
+              () => client.rcLookup(key.namespace.generation, key.entry, create?.token ?? "", create?.ttlMs ?? 0)
+            ),
             Envelope.fromLookupReply
           )
         if (withGrace) return scripted()
@@ -512,7 +531,9 @@ const makeOver = (connect: (commandTimeout: number) => Redis | Cluster, options:
       // WAIT with a timeout of 0 blocks for ever.
       if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
         return yield* Effect.dieMessage(
-          `Invalid confirmInvalidation.timeout ${Duration.format(Duration.decode(confirm.timeout))}: use a finite duration of at least 1 ms`
+          `Invalid confirmInvalidation.timeout ${
+            Duration.format(Duration.decode(confirm.timeout))
+          }: use a finite duration of at least 1 ms`
         )
       }
       confirmInvalidation = { replicas: confirm.replicas, timeoutMs }

@@ -12,9 +12,9 @@
  * so the Effect 4 package cannot be assumed to compute the same value: an explicit version string is the portable
  * choice across the two packages.
  */
+import { Keys } from "@ledgerlink/response-cache-wire"
 import { blake3 } from "@noble/hashes/blake3.js"
 import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
-import { Keys } from "@ledgerlink/response-cache-wire"
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"

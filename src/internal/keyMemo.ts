@@ -12,7 +12,10 @@ import { KeysByFields } from "./keysByFields.js"
 
 export class KeyMemo {
   private readonly keysByFields = new WeakMap<Cacheable.Cacheable<any, any, any, any>, KeysByFields | null>()
-  private readonly keysOfQueries = new WeakMap<object, { readonly cacheable: unknown; readonly key: CacheKey.CacheKey }>()
+  private readonly keysOfQueries = new WeakMap<
+    object,
+    { readonly cacheable: unknown; readonly key: CacheKey.CacheKey }
+  >()
 
   constructor(private readonly prefix: string) {}
 

@@ -7,9 +7,9 @@
  * from the first query that had them: no schema encode, no canonical JSON, no hashing of freshly built strings.
  * Only keys that were derived successfully are kept, so a query that would not encode never finds one.
  */
-import * as AST from "effect/SchemaAST"
-import type * as Schema from "effect/Schema"
 import * as Option from "effect/Option"
+import type * as Schema from "effect/Schema"
+import * as AST from "effect/SchemaAST"
 import type { CacheKey } from "../CacheKey.js"
 
 type Level = Map<unknown, unknown>

@@ -37,8 +37,11 @@ export const underSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, parent: Trace
 
 /** The resolver, its run time recorded. */
 export const resolveTimed = <Q, A, E, R>(cacheable: Cacheable.Cacheable<Q, A, E, R>, query: Q) =>
-  Effect.flatMap(Effect.timed(cacheable.resolve(query)), ([duration, value]) =>
-    Effect.as(Metric.update(Metrics.forCache(cacheable.name).resolveDuration, Duration.toMillis(duration)), value))
+  Effect.flatMap(
+    Effect.timed(cacheable.resolve(query)),
+    ([duration, value]) =>
+      Effect.as(Metric.update(Metrics.forCache(cacheable.name).resolveDuration, Duration.toMillis(duration)), value)
+  )
 
 /** Counts a hit answered in the caller's own step. */
 export const countHit = (fiber: Fiber.RuntimeFiber<unknown, unknown>, lookups: Lookups): void =>

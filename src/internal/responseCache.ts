@@ -23,6 +23,7 @@
  *   `expected` (`resolve.ts`); reads after a resolve go to the store again (`resolve.ts`); the decode memo
  *   compares whole payloads just read from the store (`serde.ts`), so it never answers for the store.
  */
+import { Tokens } from "@ledgerlink/response-cache-wire"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
@@ -41,12 +42,11 @@ import * as CachePolicy from "../CachePolicy.js"
 import type { CacheStore, Lookup } from "../CacheStore.js"
 import type * as ResponseCache from "../ResponseCache.js"
 import * as Metrics from "../ResponseCacheMetrics.js"
-import { Tokens } from "@ledgerlink/response-cache-wire"
 import * as Freshness from "./freshness.js"
 import { KeyMemo } from "./keyMemo.js"
 import * as Outcomes from "./outcomes.js"
 import * as Resolve from "./resolve.js"
-import { DecodeMemo, decodeEntry, encodeResponse } from "./serde.js"
+import { decodeEntry, DecodeMemo, encodeResponse } from "./serde.js"
 import * as SingleFlight from "./singleFlight.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>

@@ -3,9 +3,9 @@
  * failure a `SerdeError`. `DecodeMemo` keeps the last payload decoded per entry, so a hit whose bytes did not
  * change is not decoded again.
  */
+import { BoundedMap as Bounded } from "@ledgerlink/response-cache-wire"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
-import { BoundedMap as Bounded } from "@ledgerlink/response-cache-wire"
 import { SerdeError } from "../CacheError.js"
 import type * as CacheKey from "../CacheKey.js"
 
@@ -27,7 +27,10 @@ const encoderFor = memoBySchema((schema) => Schema.encodeEither(schema))
 const decoderFor = memoBySchema((schema) => Schema.decodeUnknownEither(schema))
 
 /** The response's JSON text, or `SerdeError` when it does not encode (or has no JSON form, e.g. a bigint). */
-export const encodeResponse = <A>(schema: Schema.Schema<A, any, never>, value: A): Either.Either<string, SerdeError> => {
+export const encodeResponse = <A>(
+  schema: Schema.Schema<A, any, never>,
+  value: A
+): Either.Either<string, SerdeError> => {
   const encoded = encoderFor(schema)(value)
   if (Either.isLeft(encoded)) return Either.left(new SerdeError({ subject: "response", cause: encoded.left }))
   try {
@@ -63,7 +66,11 @@ export class DecodeMemo {
     readonly value: unknown
   }>(10_000)
 
-  decode<A>(schema: Schema.Schema<A, any, never>, key: CacheKey.CacheKey, payload: string): Either.Either<A, SerdeError> {
+  decode<A>(
+    schema: Schema.Schema<A, any, never>,
+    key: CacheKey.CacheKey,
+    payload: string
+  ): Either.Either<A, SerdeError> {
     const memo = this.decoded.get(key.entry)
     if (memo !== undefined && memo.payload === payload && memo.schema === schema) {
       return Either.right(memo.value as A)

@@ -28,7 +28,10 @@ interface Flight {
 
 export interface SingleFlight {
   /** Joins the flight of `flightKey`, or starts it with `resolve`; a caller that joined gets outcome `coalesced`. */
-  readonly shared: <A, E, R>(flightKey: string, resolve: Effect.Effect<Result<A>, E, R>) => Effect.Effect<Result<A>, E, R>
+  readonly shared: <A, E, R>(
+    flightKey: string,
+    resolve: Effect.Effect<Result<A>, E, R>
+  ) => Effect.Effect<Result<A>, E, R>
   /** A refresh nobody waits for: it joins a resolve already in flight for the key, or starts one. */
   readonly refreshInBackground: <A, E, R>(
     flightKey: string,

@@ -8,18 +8,18 @@
  * Topologies: Sentinel (a primary, a replica, three sentinels) and a Redis Cluster (scripts/redis-cluster.sh).
  * Used by test/failover.test.ts (one run each) and `npm run chaos:failover` (many).
  */
+import calculateSlot from "cluster-key-slot"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Schema from "effect/Schema"
-import calculateSlot from "cluster-key-slot"
 import { Redis } from "ioredis"
 import { Cacheable, CacheKey, CachePolicy, ResponseCache } from "../../src/index.js"
 import { type RedisCluster, startRedisCluster } from "./redisCluster.js"
-import { startRedisServer } from "./redisServer.js"
 import { startRedisSentinel } from "./redisSentinel.js"
+import { startRedisServer } from "./redisServer.js"
 import { Ledger } from "./staleness.js"
 
 export type Fault = "kill" | "stop"
@@ -123,8 +123,11 @@ export const startSentinelTopology = async (): Promise<Topology> => {
 
 /** A cluster's view of itself: for each primary (`host:port`), whether a replica follows it. */
 const clusterNodes = (port: number) =>
-  withClient(port, async (client) =>
-    (await client.call("CLUSTER", "NODES") as string).trim().split("\n").map((line) => line.split(" ")))
+  withClient(
+    port,
+    async (client) =>
+      (await client.call("CLUSTER", "NODES") as string).trim().split("\n").map((line) => line.split(" "))
+  )
 
 /**
  * A Redis Cluster of 3 primaries and 3 replicas (`cluster-node-timeout` 1000 ms); the faulted primary is one that
@@ -139,9 +142,12 @@ export const startClusterTopology = async (): Promise<Topology> => {
     )
     const victim = nodes.find((fields) => fields[2]!.includes("master") && replicated.has(fields[0]!))!
     const victimPort = Number(victim[1]!.split("@")[0]!.split(":")[1])
-    const slots = await withClient(victimPort, async (client) =>
-      (await client.call("CLUSTER", "SLOTS") as Array<[number, number, [string, number]]>)
-        .filter(([, , [, port]]) => port === victimPort))
+    const slots = await withClient(
+      victimPort,
+      async (client) =>
+        (await client.call("CLUSTER", "SLOTS") as Array<[number, number, [string, number]]>)
+          .filter(([, , [, port]]) => port === victimPort)
+    )
     const owned = (slot: number) => slots.some(([from, to]) => from <= slot && slot <= to)
     const namespaces: Array<string> = []
     for (let i = 0; namespaces.length < 4; i++) {
@@ -264,7 +270,10 @@ const load = (
       invalidationMs: { p50: Number(percentile(sorted, 0.5).toFixed(2)), max: Number((sorted.at(-1) ?? 0).toFixed(2)) }
     }
   }
-  return { run: Effect.all([reader, reader, reader, reader, invalidator], { concurrency: "unbounded", discard: true }), counts }
+  return {
+    run: Effect.all([reader, reader, reader, reader, invalidator], { concurrency: "unbounded", discard: true }),
+    counts
+  }
 }
 
 /**

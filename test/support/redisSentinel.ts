@@ -54,9 +54,7 @@ const ask = async <A>(port: number, run: (redis: Redis) => Promise<A>): Promise<
 }
 
 const linkUp = (port: number) =>
-  ask(port, (redis) => redis.info("replication")).then((info) =>
-    /master_link_status:up/.test(info) ? true : undefined
-  )
+  ask(port, (redis) => redis.info("replication")).then((info) => /master_link_status:up/.test(info) ? true : undefined)
 
 export const startRedisSentinel = async (
   options: { readonly downAfterMs?: number; readonly failoverTimeoutMs?: number; readonly name?: string } = {}
@@ -82,27 +80,38 @@ export const startRedisSentinel = async (
       ""
     ].join("\n")
     const sentinels = await Promise.all([0, 1, 2].map(() => startRedisServer({ config, sentinel: true })))
-    started.push(...sentinels)
+    for (const sentinel of sentinels) started.push(sentinel)
     const servers = [primary, replica]
     const addresses = sentinels.map((sentinel) => ({ host: "127.0.0.1", port: sentinel.port }))
 
     const primaryPort = () =>
-      Promise.any(sentinels.map((sentinel) =>
-        ask(sentinel.port, (redis) => redis.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name) as Promise<[string, string]>)
-      )).then(([, port]) => Number(port))
+      Promise.any(
+        sentinels.map((sentinel) =>
+          ask(sentinel.port, (redis) =>
+            redis.call("SENTINEL", "GET-MASTER-ADDR-BY-NAME", name) as Promise<[string, string]>)
+        )
+      ).then(([, port]) =>
+        Number(port)
+      )
     const serverOn = (port: number) => servers.find((server) => server.port === port)
     // Ready when every sentinel knows the replica and the other two sentinels: a failover needs them.
-    await until("the sentinels to discover each other and the replica", 15_000, () =>
-      Promise.all(sentinels.map((sentinel) =>
-        ask(sentinel.port, (redis) => redis.call("SENTINEL", "MASTER", name) as Promise<Array<string>>)
-      )).then((masters) =>
-        masters.every((fields) => {
-          const field = (key: string) => Number(fields[fields.indexOf(key) + 1])
-          return field("num-slaves") >= 1 && field("num-other-sentinels") >= 2
-        }) ?
-          true :
-          undefined
-      ))
+    await until(
+      "the sentinels to discover each other and the replica",
+      15_000,
+      () =>
+        Promise.all(
+          sentinels.map((sentinel) =>
+            ask(sentinel.port, (redis) => redis.call("SENTINEL", "MASTER", name) as Promise<Array<string>>)
+          )
+        ).then((masters) =>
+          masters.every((fields) => {
+              const field = (key: string) => Number(fields[fields.indexOf(key) + 1])
+              return field("num-slaves") >= 1 && field("num-other-sentinels") >= 2
+            }) ?
+            true :
+            undefined
+        )
+    )
     return {
       name,
       sentinels: addresses,

@@ -41,18 +41,54 @@ const newKey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-n
 const sign = (dir: string, name: string, extensions: string) => {
   writeFileSync(join(dir, `${name}.ext`), extensions)
   openssl(dir, [
-    "x509", "-req", "-in", `${name}.csr`, "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-    "-out", `${name}.crt`, "-days", "2", "-sha256", "-extfile", `${name}.ext`
+    "x509",
+    "-req",
+    "-in",
+    `${name}.csr`,
+    "-CA",
+    "ca.crt",
+    "-CAkey",
+    "ca.key",
+    "-CAcreateserial",
+    "-out",
+    `${name}.crt`,
+    "-days",
+    "2",
+    "-sha256",
+    "-extfile",
+    `${name}.ext`
   ])
 }
 
 export const makeCertificates = (): TestCertificates => {
   const dir = mkdtempSync(join(tmpdir(), "rc-tls-"))
   try {
-    openssl(dir, ["req", "-x509", ...newKey, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=rc test CA"])
+    openssl(dir, [
+      "req",
+      "-x509",
+      ...newKey,
+      "-keyout",
+      "ca.key",
+      "-out",
+      "ca.crt",
+      "-days",
+      "2",
+      "-subj",
+      "/CN=rc test CA"
+    ])
     openssl(dir, ["req", "-new", ...newKey, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"])
     sign(dir, "server", "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n")
-    openssl(dir, ["req", "-new", ...newKey, "-keyout", "client.key", "-out", "client.csr", "-subj", "/CN=rc test client"])
+    openssl(dir, [
+      "req",
+      "-new",
+      ...newKey,
+      "-keyout",
+      "client.key",
+      "-out",
+      "client.csr",
+      "-subj",
+      "/CN=rc test client"
+    ])
     sign(dir, "client", "extendedKeyUsage=clientAuth\n")
   } catch (error) {
     rmSync(dir, { recursive: true, force: true })

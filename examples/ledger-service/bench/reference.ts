@@ -21,11 +21,16 @@ class Api extends HttpApi.make("reference").add(
 
 const bytes = Number(process.env.BODY_BYTES ?? 200)
 // `{"tenantId":"…","asOf":"…","padding":"…"}` of exactly `bytes` bytes for the bench's path.
-const base = JSON.stringify({ tenantId: "6b1f3c2a-0d4e-4f5a-8b6c-7d8e9f0a1b2c", asOf: "2025-06-30", padding: "" }).length
+const base =
+  JSON.stringify({ tenantId: "6b1f3c2a-0d4e-4f5a-8b6c-7d8e9f0a1b2c", asOf: "2025-06-30", padding: "" }).length
 const padding = "x".repeat(Math.max(0, bytes - base))
 
-const Handlers = HttpApiBuilder.group(Api, "snapshots", (handlers) =>
-  handlers.handle("snapshot", ({ path }) => Effect.succeed({ tenantId: path.tenantId, asOf: path.asOf, padding })))
+const Handlers = HttpApiBuilder.group(
+  Api,
+  "snapshots",
+  (handlers) =>
+    handlers.handle("snapshot", ({ path }) => Effect.succeed({ tenantId: path.tenantId, asOf: path.asOf, padding }))
+)
 
 const Main = HttpApiBuilder.serve().pipe(
   Layer.provide(HttpApiBuilder.api(Api).pipe(Layer.provide(Handlers))),

@@ -6,7 +6,6 @@
 import { HttpApi, HttpApiEndpoint, HttpApiGroup, HttpApiSchema, OpenApi } from "@effect/platform"
 import { Schema } from "effect"
 import { Authentication } from "./Auth.js"
-import { LedgerSnapshot } from "./LedgerSnapshot.js"
 import { Entry, LedgerDate, NewEntry, TenantId } from "./Domain/Entry.js"
 import {
   CacheUnavailable,
@@ -20,6 +19,7 @@ import {
 } from "./Domain/Errors.js"
 import { Health, Unhealthy } from "./Domain/Health.js"
 import { NewTenant, Tenant } from "./Domain/Tenant.js"
+import { LedgerSnapshot } from "./LedgerSnapshot.js"
 
 const TenantPath = Schema.Struct({ tenantId: TenantId })
 

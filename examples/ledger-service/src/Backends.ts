@@ -2,8 +2,8 @@
  * The edge where backends are chosen from `Config`: the cache is Redis when `REDIS_URL` is set and in memory
  * otherwise; the ledger is PostgreSQL when `DATABASE_URL` is set and embedded otherwise.
  */
-import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
 import { ResponseCache } from "@ledgerlink/response-cache"
+import { Config, Context, Effect, Layer, Option, Redacted } from "effect"
 import type { CacheBackendName } from "./Domain/Health.js"
 import * as EmbeddedLedger from "./LedgerRepo/Embedded.js"
 import * as PostgresLedger from "./LedgerRepo/Postgres.js"

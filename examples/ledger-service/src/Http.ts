@@ -13,8 +13,8 @@ import {
   HttpServerRequest,
   HttpServerResponse
 } from "@effect/platform"
-import { Cause, Config, Effect, Layer, LogLevel, Option, ParseResult, Schema } from "effect"
 import { Cacheable, CachePolicy, ResponseCache } from "@ledgerlink/response-cache"
+import { Cause, Config, Effect, Layer, LogLevel, Option, ParseResult, Schema } from "effect"
 import { Api } from "./Api.js"
 import { AuthenticationLive, authorize, Caller, type Need } from "./Auth.js"
 import { CacheBackend } from "./Backends.js"
@@ -23,8 +23,8 @@ import { NewEntry } from "./Domain/Entry.js"
 import { Unhealthy } from "./Domain/Health.js"
 import { NewTenant } from "./Domain/Tenant.js"
 import { Ledger } from "./Ledger.js"
-import * as LedgerSnapshot from "./LedgerSnapshot.js"
 import { LedgerRepo } from "./LedgerRepo.js"
+import * as LedgerSnapshot from "./LedgerSnapshot.js"
 import { PrometheusMetrics } from "./Metrics.js"
 
 /** The largest entry body accepted, in bytes; an entry is about a hundred. */
@@ -89,12 +89,13 @@ const TenantsLive = HttpApiBuilder.group(Api, "tenants", (handlers) =>
   Effect.gen(function*() {
     const ledger = yield* Ledger
     return handlers.handleRaw("create", ({ request }) =>
-      Effect.flatMap(Caller, (caller) => authorize(caller, "admin")).pipe(
-        Effect.zipRight(readJson(request, maxEntryBytes)),
-        Effect.flatMap(decodeTenant),
-        Effect.catchIf(ParseResult.isParseError, HttpApiError.HttpApiDecodeError.refailParseError),
-        Effect.flatMap(({ name }) => ledger.createTenant(name))
-      ))
+      Effect.flatMap(Caller, (caller) =>
+        authorize(caller, "admin")).pipe(
+          Effect.zipRight(readJson(request, maxEntryBytes)),
+          Effect.flatMap(decodeTenant),
+          Effect.catchIf(ParseResult.isParseError, HttpApiError.HttpApiDecodeError.refailParseError),
+          Effect.flatMap(({ name }) => ledger.createTenant(name))
+        ))
   }))
 
 /** A query the cache can answer without any resolver: reading it tells whether the store answers. */
@@ -179,20 +180,28 @@ const ErrorsAsJson = HttpApiBuilder.middleware((app) =>
 
 /** One line per request, at Debug level only (at Info and above, a request costs no logging at all). */
 const accessLog = HttpMiddleware.make((app) =>
-  Effect.flatMap(HttpServerRequest.HttpServerRequest, (request) =>
-    Effect.tap(app, (response) => Effect.logDebug(`${request.method} ${quoteUrl(request.url)} ${response.status}`)))
+  Effect.flatMap(
+    HttpServerRequest.HttpServerRequest,
+    (request) =>
+      Effect.tap(app, (response) => Effect.logDebug(`${request.method} ${quoteUrl(request.url)} ${response.status}`))
+  )
 )
 
 /** The minimum log level: `LOG_LEVEL` (All, Trace, Debug, Info, Warning, Error, Fatal, None), default Info. */
 export const logLevel = Config.logLevel("LOG_LEVEL").pipe(Config.withDefault(LogLevel.Info))
 
 /** The HTTP app on an `HttpServer`, with `/openapi.json` and `/docs`; the access log only at Debug. */
-export const HttpLive = Layer.unwrapEffect(Effect.map(logLevel, (level) =>
-  (LogLevel.lessThanEqual(level, LogLevel.Debug) ? HttpApiBuilder.serve(accessLog) : HttpApiBuilder.serve()).pipe(
-    Layer.provide(ErrorsAsJson),
-    Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
-    Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
-    Layer.provide(ApiLive),
-    // No span per request: nothing here exports traces, and a span costs the hot path real time.
-    HttpMiddleware.withTracerDisabledWhen(() => true)
-  )))
+export const HttpLive = Layer.unwrapEffect(
+  Effect.map(
+    logLevel,
+    (level) =>
+      (LogLevel.lessThanEqual(level, LogLevel.Debug) ? HttpApiBuilder.serve(accessLog) : HttpApiBuilder.serve()).pipe(
+        Layer.provide(ErrorsAsJson),
+        Layer.provide(HttpApiSwagger.layer({ path: "/docs" })),
+        Layer.provide(HttpApiBuilder.middlewareOpenApi({ path: "/openapi.json" })),
+        Layer.provide(ApiLive),
+        // No span per request: nothing here exports traces, and a span costs the hot path real time.
+        HttpMiddleware.withTracerDisabledWhen(() => true)
+      )
+  )
+)

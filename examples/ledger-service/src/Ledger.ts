@@ -9,13 +9,13 @@
  *   invalidated the namespace, this process answers that tenant's snapshots from the ledger, uncached (`bypass`).
  *   A stale balance is never served, not even once Redis is back with the old entries still in it.
  */
-import { BigDecimal, Config, DateTime, Duration, Effect, FiberSet, Schedule } from "effect"
-import * as LedgerSnapshot from "./LedgerSnapshot.js"
 import { type CacheError, CachePolicy, ResponseCache } from "@ledgerlink/response-cache"
+import { BigDecimal, Config, DateTime, Duration, Effect, FiberSet, Schedule } from "effect"
 import type { Entry, NewEntry } from "./Domain/Entry.js"
 import { CacheUnavailable, InvalidationPending, type LedgerUnavailable, TenantNotFound } from "./Domain/Errors.js"
 import type { Tenant } from "./Domain/Tenant.js"
 import { LedgerRepo } from "./LedgerRepo.js"
+import * as LedgerSnapshot from "./LedgerSnapshot.js"
 
 /** How a snapshot is cached: `SNAPSHOT_TTL` (default 5 minutes), a little jitter, short stale windows. */
 export const snapshotPolicy = Config.duration("SNAPSHOT_TTL").pipe(

@@ -5,11 +5,11 @@
  */
 import type { BigDecimal, Effect } from "effect"
 import { Context } from "effect"
-import type { LedgerSnapshotQuery } from "./LedgerSnapshot.js"
 import type { Entry, NewEntry } from "./Domain/Entry.js"
 import type { LedgerUnavailable } from "./Domain/Errors.js"
 import type { LedgerBackendName } from "./Domain/Health.js"
 import type { Tenant } from "./Domain/Tenant.js"
+import type { LedgerSnapshotQuery } from "./LedgerSnapshot.js"
 
 /** The aggregate behind a snapshot: the sum of the amounts posted on or before `asOf`, and how many there are. */
 export interface Aggregate {

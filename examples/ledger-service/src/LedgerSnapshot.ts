@@ -4,11 +4,11 @@
  *
  * @since 0.1.0
  */
+import { Cacheable, CachePolicy } from "@ledgerlink/response-cache"
 import * as BigDecimal from "effect/BigDecimal"
 import * as DateTime from "effect/DateTime"
 import * as Effect from "effect/Effect"
 import * as Schema from "effect/Schema"
-import { Cacheable, CachePolicy } from "@ledgerlink/response-cache"
 
 const daysIn = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
 

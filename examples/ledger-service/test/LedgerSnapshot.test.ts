@@ -1,11 +1,11 @@
 import { assert, describe, inject, it } from "@effect/vitest"
+import { ResponseCache } from "@ledgerlink/response-cache"
 import * as BigDecimal from "effect/BigDecimal"
 import * as Effect from "effect/Effect"
-import * as Schema from "effect/Schema"
 import * as Either from "effect/Either"
-import { ResponseCache } from "@ledgerlink/response-cache"
-import * as LedgerSnapshot from "../src/LedgerSnapshot.js"
+import * as Schema from "effect/Schema"
 import { uniqueName } from "../../../test/conformance.js"
+import * as LedgerSnapshot from "../src/LedgerSnapshot.js"
 
 const url = inject("redisUrl")
 

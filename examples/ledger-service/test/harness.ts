@@ -4,8 +4,8 @@
  */
 import { HttpServer } from "@effect/platform"
 import { NodeHttpServer } from "@effect/platform-node"
-import { BigDecimal, Context, Deferred, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
 import { ResponseCache } from "@ledgerlink/response-cache"
+import { BigDecimal, Context, Deferred, Effect, Layer, Logger, LogLevel, Schedule } from "effect"
 import { type RateLimit, rateLimitMemory, type Tokens, tokensLayer } from "../src/Auth.js"
 import { CacheBackend } from "../src/Backends.js"
 import { LedgerUnavailable } from "../src/Domain/Errors.js"

@@ -4,10 +4,10 @@
  * lets a stale balance be served — not even once Redis is back with the old entry still in it.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Context, Effect, Layer } from "effect"
 import { RedisError, ResponseCache } from "@ledgerlink/response-cache"
-import * as EmbeddedLedger from "../src/LedgerRepo/Embedded.js"
+import { Context, Effect, Layer } from "effect"
 import { type RedisServer, startRedisServer } from "../../../test/support/redisServer.js"
+import * as EmbeddedLedger from "../src/LedgerRepo/Embedded.js"
 import { cacheOf, freshTenant, post, request, serviceUnderTest, snapshot, uniquePrefix } from "./harness.js"
 
 const ownRedis = (port?: number) =>
@@ -74,108 +74,120 @@ const failingInvalidations = (inner: Layer.Layer<ResponseCache.ResponseCache>) =
   })).pipe(Layer.provide(inner))
 
 describe("service while Redis is hung or down", () => {
-  it.scopedLive("while an invalidation is owed, the tenant's snapshots bypass the cache that holds the old one", () =>
-    Effect.gen(function*() {
-      const context = yield* Layer.build(serviceUnderTest(
-        cacheOf("memory", failingInvalidations(ResponseCache.layerMemory())),
-        EmbeddedLedger.layer()
-      ))
-      yield* Effect.gen(function*() {
-        const tenant = yield* freshTenant()
-        const failing = yield* FailingInvalidations
-        assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "miss")
-        assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "hit")
-        // The cache answers, but invalidations fail: the old snapshot (0 entries) stays in it.
-        failing.on = true
-        const stored = yield* post(tenant, { account: "cash", amount: "12.34", postedOn: "2025-03-03" })
-        assert.strictEqual(stored.status, 503)
-        assert.strictEqual(stored.body._tag, "InvalidationPending")
-        for (let i = 0; i < 5; i++) {
-          const reply = yield* snapshot(tenant, "2025-12-31")
-          assert.strictEqual(reply.headers.get("x-cache"), "bypass")
-          assert.deepInclude(reply.body, { balance: "12.34", entries: 1 })
-        }
-        // Another tenant is still served from the cache meanwhile.
-        const other = yield* freshTenant()
-        yield* snapshot(other, "2025-12-31")
-        assert.strictEqual((yield* snapshot(other, "2025-12-31")).headers.get("x-cache"), "hit")
-        // Once the background retry gets through, the tenant is cached again, fresh.
-        failing.on = false
-        const seen = yield* readUntil(tenant, "2025-12-31", (reply) => {
-          assert.deepInclude(reply.body, { balance: "12.34", entries: 1 })
-        }, (cache) => cache === "hit")
-        assert.deepStrictEqual(seen.filter((cache) => cache !== "bypass"), ["miss", "hit"])
-      }).pipe(Effect.provide(context))
-    }), 20_000)
+  it.scopedLive(
+    "while an invalidation is owed, the tenant's snapshots bypass the cache that holds the old one",
+    () =>
+      Effect.gen(function*() {
+        const context = yield* Layer.build(serviceUnderTest(
+          cacheOf("memory", failingInvalidations(ResponseCache.layerMemory())),
+          EmbeddedLedger.layer()
+        ))
+        yield* Effect.gen(function*() {
+          const tenant = yield* freshTenant()
+          const failing = yield* FailingInvalidations
+          assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "miss")
+          assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "hit")
+          // The cache answers, but invalidations fail: the old snapshot (0 entries) stays in it.
+          failing.on = true
+          const stored = yield* post(tenant, { account: "cash", amount: "12.34", postedOn: "2025-03-03" })
+          assert.strictEqual(stored.status, 503)
+          assert.strictEqual(stored.body._tag, "InvalidationPending")
+          for (let i = 0; i < 5; i++) {
+            const reply = yield* snapshot(tenant, "2025-12-31")
+            assert.strictEqual(reply.headers.get("x-cache"), "bypass")
+            assert.deepInclude(reply.body, { balance: "12.34", entries: 1 })
+          }
+          // Another tenant is still served from the cache meanwhile.
+          const other = yield* freshTenant()
+          yield* snapshot(other, "2025-12-31")
+          assert.strictEqual((yield* snapshot(other, "2025-12-31")).headers.get("x-cache"), "hit")
+          // Once the background retry gets through, the tenant is cached again, fresh.
+          failing.on = false
+          const seen = yield* readUntil(tenant, "2025-12-31", (reply) => {
+            assert.deepInclude(reply.body, { balance: "12.34", entries: 1 })
+          }, (cache) => cache === "hit")
+          assert.deepStrictEqual(seen.filter((cache) => cache !== "bypass"), ["miss", "hit"])
+        }).pipe(Effect.provide(context))
+      }),
+    20_000
+  )
 
-  it.scopedLive("a POST whose invalidation fails is a 503 with the stored entry; no stale balance is ever served", () =>
-    Effect.gen(function*() {
-      const redis = yield* ownRedis()
-      const context = yield* serviceOn(redis)
-      yield* Effect.gen(function*() {
-        const tenant = yield* freshTenant()
-        const first = yield* post(tenant, { account: "cash", amount: "100", postedOn: "2025-01-01" })
-        assert.strictEqual(first.status, 201)
-        assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "miss")
-        assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "hit")
+  it.scopedLive(
+    "a POST whose invalidation fails is a 503 with the stored entry; no stale balance is ever served",
+    () =>
+      Effect.gen(function*() {
+        const redis = yield* ownRedis()
+        const context = yield* serviceOn(redis)
+        yield* Effect.gen(function*() {
+          const tenant = yield* freshTenant()
+          const first = yield* post(tenant, { account: "cash", amount: "100", postedOn: "2025-01-01" })
+          assert.strictEqual(first.status, 201)
+          assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "miss")
+          assert.strictEqual((yield* snapshot(tenant, "2025-12-31")).headers.get("x-cache"), "hit")
 
-        // Redis hangs: its old entry (balance 100) is still in it.
-        redis.process.kill("SIGSTOP")
-        const stored = yield* post(tenant, { account: "cash", amount: "0.5", postedOn: "2025-02-01" })
-        assert.strictEqual(stored.status, 503)
-        assert.strictEqual(stored.body._tag, "InvalidationPending")
-        assert.match(stored.body.message, /was stored/)
-        assert.deepInclude(stored.body.entry, { tenantId: tenant, amount: "0.5", postedOn: "2025-02-01" })
-        const during = yield* snapshot(tenant, "2025-12-31")
-        assert.strictEqual(during.status, 200)
-        assert.strictEqual(during.headers.get("x-cache"), "bypass")
-        assert.deepInclude(during.body, { balance: "100.5", entries: 2 })
-        const health = yield* request("GET", "/health")
-        assert.strictEqual(health.status, 200)
-        assert.deepInclude(health.body, { status: "degraded" })
-        assert.deepStrictEqual(health.body.cache, { backend: "redis", reachable: false })
+          // Redis hangs: its old entry (balance 100) is still in it.
+          redis.process.kill("SIGSTOP")
+          const stored = yield* post(tenant, { account: "cash", amount: "0.5", postedOn: "2025-02-01" })
+          assert.strictEqual(stored.status, 503)
+          assert.strictEqual(stored.body._tag, "InvalidationPending")
+          assert.match(stored.body.message, /was stored/)
+          assert.deepInclude(stored.body.entry, { tenantId: tenant, amount: "0.5", postedOn: "2025-02-01" })
+          const during = yield* snapshot(tenant, "2025-12-31")
+          assert.strictEqual(during.status, 200)
+          assert.strictEqual(during.headers.get("x-cache"), "bypass")
+          assert.deepInclude(during.body, { balance: "100.5", entries: 2 })
+          const health = yield* request("GET", "/health")
+          assert.strictEqual(health.status, 200)
+          assert.deepInclude(health.body, { status: "degraded" })
+          assert.deepStrictEqual(health.body.cache, { backend: "redis", reachable: false })
 
-        // Redis is back with the old entry: every answer stays fresh until the owed invalidation is done, after
-        // which the snapshot is resolved again (miss) and cached (hit) — never the old entry's hit.
-        redis.process.kill("SIGCONT")
-        const seen = yield* readUntil(tenant, "2025-12-31", (reply) => {
-          assert.strictEqual(reply.status, 200)
-          assert.deepInclude(reply.body, { balance: "100.5", entries: 2 })
-        }, (cache) => cache === "hit")
-        assert.deepStrictEqual(seen.filter((cache) => cache !== "bypass"), ["miss", "hit"])
-      }).pipe(Effect.provide(context))
-    }), 20_000)
+          // Redis is back with the old entry: every answer stays fresh until the owed invalidation is done, after
+          // which the snapshot is resolved again (miss) and cached (hit) — never the old entry's hit.
+          redis.process.kill("SIGCONT")
+          const seen = yield* readUntil(tenant, "2025-12-31", (reply) => {
+            assert.strictEqual(reply.status, 200)
+            assert.deepInclude(reply.body, { balance: "100.5", entries: 2 })
+          }, (cache) => cache === "hit")
+          assert.deepStrictEqual(seen.filter((cache) => cache !== "bypass"), ["miss", "hit"])
+        }).pipe(Effect.provide(context))
+      }),
+    20_000
+  )
 
-  it.scopedLive("with Redis down, snapshots and posts are served from the ledger; caching resumes once it is up", () =>
-    Effect.gen(function*() {
-      const redis = yield* ownRedis()
-      const context = yield* serviceOn(redis)
-      yield* Effect.gen(function*() {
-        const tenant = yield* freshTenant()
-        yield* Effect.promise(() => redis.stop())
-        const read = yield* snapshot(tenant, "2025-12-31")
-        assert.strictEqual(read.status, 200)
-        assert.strictEqual(read.headers.get("x-cache"), "bypass")
-        const health = yield* request("GET", "/health")
-        assert.deepInclude(health.body, { status: "degraded" })
-        // A purge cannot fail open: a 503 that says the cache is unreachable, without the driver's message.
-        const purge = yield* request("DELETE", `/tenants/${tenant}/cache`)
-        assert.strictEqual(purge.status, 503)
-        assert.strictEqual(purge.body._tag, "CacheUnavailable")
-        assert.strictEqual(purge.body.message, "the cache store could not be reached; try again later")
-        // The entry is stored; the invalidation is owed (nothing to invalidate in a dead Redis, but it cannot tell).
-        const stored = yield* post(tenant, { account: "cash", amount: "7", postedOn: "2025-01-01" })
-        assert.strictEqual(stored.status, 503)
-        assert.strictEqual(stored.body._tag, "InvalidationPending")
-        assert.deepInclude((yield* snapshot(tenant, "2025-12-31")).body, { balance: "7", entries: 1 })
+  it.scopedLive(
+    "with Redis down, snapshots and posts are served from the ledger; caching resumes once it is up",
+    () =>
+      Effect.gen(function*() {
+        const redis = yield* ownRedis()
+        const context = yield* serviceOn(redis)
+        yield* Effect.gen(function*() {
+          const tenant = yield* freshTenant()
+          yield* Effect.promise(() => redis.stop())
+          const read = yield* snapshot(tenant, "2025-12-31")
+          assert.strictEqual(read.status, 200)
+          assert.strictEqual(read.headers.get("x-cache"), "bypass")
+          const health = yield* request("GET", "/health")
+          assert.deepInclude(health.body, { status: "degraded" })
+          // A purge cannot fail open: a 503 that says the cache is unreachable, without the driver's message.
+          const purge = yield* request("DELETE", `/tenants/${tenant}/cache`)
+          assert.strictEqual(purge.status, 503)
+          assert.strictEqual(purge.body._tag, "CacheUnavailable")
+          assert.strictEqual(purge.body.message, "the cache store could not be reached; try again later")
+          // The entry is stored; the invalidation is owed (nothing to invalidate in a dead Redis, but it cannot tell).
+          const stored = yield* post(tenant, { account: "cash", amount: "7", postedOn: "2025-01-01" })
+          assert.strictEqual(stored.status, 503)
+          assert.strictEqual(stored.body._tag, "InvalidationPending")
+          assert.deepInclude((yield* snapshot(tenant, "2025-12-31")).body, { balance: "7", entries: 1 })
 
-        yield* ownRedis(redis.port)
-        yield* readUntil(tenant, "2025-12-31", (reply) => {
-          assert.strictEqual(reply.status, 200)
-          assert.deepInclude(reply.body, { balance: "7", entries: 1 })
-        }, (cache) => cache === "hit")
-        const healthy = yield* request("GET", "/health")
-        assert.deepInclude(healthy.body, { status: "ok" })
-      }).pipe(Effect.provide(context))
-    }), 20_000)
+          yield* ownRedis(redis.port)
+          yield* readUntil(tenant, "2025-12-31", (reply) => {
+            assert.strictEqual(reply.status, 200)
+            assert.deepInclude(reply.body, { balance: "7", entries: 1 })
+          }, (cache) => cache === "hit")
+          const healthy = yield* request("GET", "/health")
+          assert.deepInclude(healthy.body, { status: "ok" })
+        }).pipe(Effect.provide(context))
+      }),
+    20_000
+  )
 })

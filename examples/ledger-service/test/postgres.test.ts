@@ -6,8 +6,8 @@
 import { SqlClient } from "@effect/sql"
 import { PgClient } from "@effect/sql-pg"
 import { assert, describe, inject, it, layer } from "@effect/vitest"
-import { Effect, Exit, Layer, Redacted, Schedule, Scope } from "effect"
 import { ResponseCache } from "@ledgerlink/response-cache"
+import { Effect, Exit, Layer, Redacted, Schedule, Scope } from "effect"
 import { LedgerRepo } from "../src/LedgerRepo.js"
 import * as PostgresLedger from "../src/LedgerRepo/Postgres.js"
 import { demoTenants, entriesPerTenant } from "../src/LedgerRepo/Seed.js"
@@ -64,9 +64,7 @@ describe.skipIf(Exit.isFailure(reachable))("PostgreSQL ledger", () => {
           const again = yield* Effect.scoped(
             Effect.flatMap(Layer.build(PostgresLedger.layer({ url, schema })), (context) =>
               LedgerRepo.pipe(
-                Effect.flatMap((repo) =>
-                  repo.aggregate({ tenantId: demoTenants.globex, asOf: "2099-12-31" as never })
-                ),
+                Effect.flatMap((repo) => repo.aggregate({ tenantId: demoTenants.globex, asOf: "2099-12-31" as never })),
                 Effect.provide(context)
               ))
           )
@@ -79,18 +77,27 @@ describe.skipIf(Exit.isFailure(reachable))("PostgreSQL ledger", () => {
         Effect.gen(function*() {
           const current = yield* LedgerRepo
           const other = yield* Effect.scoped(
-            Effect.flatMap(Layer.build(PostgresLedger.layer({ url, schema })), (context) =>
-              Effect.map(LedgerRepo.pipe(Effect.provide(context)), (repo) => repo.ledgerId))
+            Effect.flatMap(
+              Layer.build(PostgresLedger.layer({ url, schema })),
+              (context) => Effect.map(LedgerRepo.pipe(Effect.provide(context)), (repo) => repo.ledgerId)
+            )
           )
           assert.strictEqual(other, current.ledgerId)
           assert.match(current.ledgerId, /^[0-9a-f-]{36}$/)
           // Another schema is another ledger.
           const elsewhere = schemaName("other")
           const third = yield* Effect.scoped(
-            Effect.flatMap(Layer.build(PostgresLedger.layer({ url, schema: elsewhere })), (context) =>
-              Effect.map(LedgerRepo.pipe(Effect.provide(context)), (repo) => repo.ledgerId))
-          ).pipe(Effect.ensuring(Effect.orDie(Effect.flatMap(SqlClient.SqlClient, (sql) =>
-            sql`DROP SCHEMA IF EXISTS ${sql(elsewhere)} CASCADE`))))
+            Effect.flatMap(
+              Layer.build(PostgresLedger.layer({ url, schema: elsewhere })),
+              (context) => Effect.map(LedgerRepo.pipe(Effect.provide(context)), (repo) => repo.ledgerId)
+            )
+          ).pipe(
+            Effect.ensuring(
+              Effect.orDie(
+                Effect.flatMap(SqlClient.SqlClient, (sql) => sql`DROP SCHEMA IF EXISTS ${sql(elsewhere)} CASCADE`)
+              )
+            )
+          )
           assert.notStrictEqual(third, current.ledgerId)
         }))
 

@@ -5,9 +5,9 @@
  * connection, never a 500, and never an error body that shows internals.
  */
 import { assert, describe, it, layer } from "@effect/vitest"
+import { ResponseCache } from "@ledgerlink/response-cache"
 import { Effect, Layer } from "effect"
 import { connect, type Socket } from "node:net"
-import { ResponseCache } from "@ledgerlink/response-cache"
 import * as EmbeddedLedger from "../src/LedgerRepo/Embedded.js"
 import { demoTenants } from "../src/LedgerRepo/Seed.js"
 import {
@@ -84,7 +84,9 @@ layer(service, { excludeTestServices: true, timeout: "30 seconds" })("service se
       const purge = (tenant: string, token: string | null) => request("DELETE", `/tenants/${tenant}/cache`, { token })
       const create = (token: string | null) => request("POST", "/tenants", { token, json: { name: "matrix" } })
       // [what, request, status, _tag]
-      const cases: Array<[string, Effect.Effect<{ status: number; body: any; headers: Headers }, never, any>, number, string]> = [
+      const cases: Array<
+        [string, Effect.Effect<{ status: number; body: any; headers: Headers }, never, any>, number, string]
+      > = [
         ["read, no token", read(acme, null), 401, "Unauthorized"],
         ["read, unknown token", read(acme, "not-a-token-of-this-service"), 401, "Unauthorized"],
         ["read, Basic scheme", read(acme, null, { authorization: `Basic ${btoa("a:b")}` }), 401, "Unauthorized"],
@@ -131,9 +133,12 @@ layer(service, { excludeTestServices: true, timeout: "30 seconds" })("service se
       assert.strictEqual(read.body._tag, "TenantNotFound")
       assert.strictEqual((yield* request("DELETE", `/tenants/${unknown}/cache`)).status, 404)
       // A scope on a tenant that does not exist gives no way in either: 403 before 404 for other tokens.
-      assert.strictEqual((yield* request("GET", `/tenants/${unknown}/snapshots/2025-06-30`, {
-        token: tokens.acmeReader
-      })).status, 403)
+      assert.strictEqual(
+        (yield* request("GET", `/tenants/${unknown}/snapshots/2025-06-30`, {
+          token: tokens.acmeReader
+        })).status,
+        403
+      )
       // POST /tenants creates one, and then it answers.
       const created = yield* request("POST", "/tenants", { json: { name: "Initech Europe" } })
       assert.strictEqual(created.status, 201)
@@ -159,7 +164,14 @@ layer(service, { excludeTestServices: true, timeout: "30 seconds" })("service se
       const cases: Array<[string, string | Uint8Array, Record<string, string>, number, string, RegExp]> = [
         ["4,000-deep array", deep, json, 400, "MalformedBody", /deeper than 32/],
         ["40-deep object", deepObject, json, 400, "MalformedBody", /deeper than 32/],
-        ["duplicate key", valid.replace("{", "{\"amount\":\"9999\","), json, 400, "MalformedBody", /"amount" appears twice/],
+        [
+          "duplicate key",
+          valid.replace("{", "{\"amount\":\"9999\","),
+          json,
+          400,
+          "MalformedBody",
+          /"amount" appears twice/
+        ],
         [
           "duplicate key, escaped",
           "{\"account\":\"cash\",\"amount\":\"1\",\"\\u0061mount\":\"2\",\"postedOn\":\"2025-01-01\"}",
@@ -168,9 +180,30 @@ layer(service, { excludeTestServices: true, timeout: "30 seconds" })("service se
           "MalformedBody",
           /appears twice/
         ],
-        ["charset utf-16", valid, { "content-type": "application/json; charset=utf-16" }, 415, "UnsupportedMediaType", /UTF-8/],
-        ["charset latin1", valid, { "content-type": "application/json;charset=ISO-8859-1" }, 415, "UnsupportedMediaType", /UTF-8/],
-        ["not UTF-8", new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]), json, 400, "MalformedBody", /not valid UTF-8/],
+        [
+          "charset utf-16",
+          valid,
+          { "content-type": "application/json; charset=utf-16" },
+          415,
+          "UnsupportedMediaType",
+          /UTF-8/
+        ],
+        [
+          "charset latin1",
+          valid,
+          { "content-type": "application/json;charset=ISO-8859-1" },
+          415,
+          "UnsupportedMediaType",
+          /UTF-8/
+        ],
+        [
+          "not UTF-8",
+          new Uint8Array([0x7b, 0x22, 0xff, 0xfe, 0x22, 0x7d]),
+          json,
+          400,
+          "MalformedBody",
+          /not valid UTF-8/
+        ],
         ["text/json", valid, { "content-type": "text/json" }, 415, "UnsupportedMediaType", /application\/json/],
         ["NUL in JSON", "{\"account\":\"ca\u0000sh\"}", json, 400, "MalformedBody", /not valid JSON/]
       ]
@@ -184,7 +217,10 @@ layer(service, { excludeTestServices: true, timeout: "30 seconds" })("service se
         assert.match(reply.body.message, says, what)
       }
       // UTF-8 named in any spelling is fine.
-      const quoted = yield* request("POST", path, { body: valid, headers: { "content-type": "application/json; charset=\"UTF-8\"" } })
+      const quoted = yield* request("POST", path, {
+        body: valid,
+        headers: { "content-type": "application/json; charset=\"UTF-8\"" }
+      })
       assert.strictEqual(quoted.status, 201)
       assert.deepInclude((yield* snapshot(tenant, "2030-01-01")).body, { entries: 1 })
     }))
@@ -252,28 +288,32 @@ describe("rate limit", () => {
   const limited = serviceUnderTest(cacheOf("memory", ResponseCache.layerMemory()), EmbeddedLedger.layer(), {
     access: access({ ratePerSecond: 3 })
   })
-  it.scopedLive("past its limit a token gets 429 with Retry-After; other tokens are not affected", () =>
-    Effect.gen(function*() {
-      const context = yield* Layer.build(limited)
-      yield* Effect.gen(function*() {
-        const replies = yield* Effect.all(
-          Array.from({ length: 12 }, () => snapshot(acme, "2025-06-30")),
-          { concurrency: "unbounded" }
-        )
-        const statuses = replies.map((reply) => reply.status)
-        const limitedReplies = replies.filter((reply) => reply.status === 429)
-        assert.isAtLeast(limitedReplies.length, 1, statuses.join(","))
-        assert.isAtLeast(statuses.filter((status) => status === 200).length, 3, statuses.join(","))
-        for (const reply of limitedReplies) {
-          assert.strictEqual(reply.body._tag, "TooManyRequests")
-          assert.isAtLeast(Number(reply.headers.get("retry-after")), 1)
-          assert.strictEqual(reply.body.retryAfterSeconds, Number(reply.headers.get("retry-after")))
-        }
-        // Another token has its own budget.
-        const other = yield* request("GET", `/tenants/${acme}/snapshots/2025-06-30`, { token: tokens.acmeReader })
-        assert.strictEqual(other.status, 200)
-      }).pipe(Effect.provide(context))
-    }), 20_000)
+  it.scopedLive(
+    "past its limit a token gets 429 with Retry-After; other tokens are not affected",
+    () =>
+      Effect.gen(function*() {
+        const context = yield* Layer.build(limited)
+        yield* Effect.gen(function*() {
+          const replies = yield* Effect.all(
+            Array.from({ length: 12 }, () => snapshot(acme, "2025-06-30")),
+            { concurrency: "unbounded" }
+          )
+          const statuses = replies.map((reply) => reply.status)
+          const limitedReplies = replies.filter((reply) => reply.status === 429)
+          assert.isAtLeast(limitedReplies.length, 1, statuses.join(","))
+          assert.isAtLeast(statuses.filter((status) => status === 200).length, 3, statuses.join(","))
+          for (const reply of limitedReplies) {
+            assert.strictEqual(reply.body._tag, "TooManyRequests")
+            assert.isAtLeast(Number(reply.headers.get("retry-after")), 1)
+            assert.strictEqual(reply.body.retryAfterSeconds, Number(reply.headers.get("retry-after")))
+          }
+          // Another token has its own budget.
+          const other = yield* request("GET", `/tenants/${acme}/snapshots/2025-06-30`, { token: tokens.acmeReader })
+          assert.strictEqual(other.status, 200)
+        }).pipe(Effect.provide(context))
+      }),
+    20_000
+  )
 })
 
 it("token lists are checked when the service starts", async () => {

@@ -4,8 +4,8 @@
  */
 import type { HttpServer } from "@effect/platform"
 import { assert, layer } from "@effect/vitest"
-import { BigDecimal, Deferred, Effect, Fiber, type Layer, Ref } from "effect"
 import type { ResponseCache } from "@ledgerlink/response-cache"
+import { BigDecimal, Deferred, Effect, Fiber, type Layer, Ref } from "effect"
 import type { LedgerRepo } from "../src/LedgerRepo.js"
 import { demoTenants } from "../src/LedgerRepo/Seed.js"
 import { callersInFlight, Control, freshTenant, post, request, snapshot, sum } from "./harness.js"

@@ -7,7 +7,9 @@ import { TenantId } from "./Entry.js"
 
 /** A tenant's display name: 1 to 100 characters, no control characters. */
 export const TenantName = Schema.String.pipe(
-  Schema.pattern(/^[^\p{Cc}]{1,100}$/u, { message: () => "expected a name of 1 to 100 characters, no control characters" }),
+  Schema.pattern(/^[^\p{Cc}]{1,100}$/u, {
+    message: () => "expected a name of 1 to 100 characters, no control characters"
+  }),
   Schema.annotations({ identifier: "TenantName", examples: ["Acme Corp"] })
 )
 

@@ -8,10 +8,10 @@ import { NodeContext } from "@effect/platform-node"
 import { SqlClient, type SqlError } from "@effect/sql"
 import { PgClient, PgMigrator } from "@effect/sql-pg"
 import { BigDecimal, Duration, Effect, Layer, Redacted, Schema } from "effect"
-import { IsoDate } from "../LedgerSnapshot.js"
 import type { Entry } from "../Domain/Entry.js"
 import { LedgerUnavailable } from "../Domain/Errors.js"
 import { LedgerRepo } from "../LedgerRepo.js"
+import { IsoDate } from "../LedgerSnapshot.js"
 import { demoEntries, demoTenants } from "./Seed.js"
 
 /** Where the PostgreSQL ledger lives. */
