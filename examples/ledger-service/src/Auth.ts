@@ -15,7 +15,19 @@
 import { RateLimiter } from "@effect/experimental"
 import * as RateLimiterRedis from "@effect/experimental/RateLimiter/Redis"
 import { HttpApiMiddleware, HttpApiSecurity, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Config, ConfigError, Context, Deferred, Duration, Effect, Either, Layer, Option, Redacted, Schema } from "effect"
+import {
+  Config,
+  ConfigError,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  Option,
+  Redacted,
+  Schema
+} from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Forbidden, TooManyRequests, Unauthorized } from "./Domain/Errors.js"
 import { demoTenants } from "./LedgerRepo/Seed.js"
