@@ -94,14 +94,15 @@ export const make = (
     policy: CachePolicy.Resolved,
     generation: string
   ): Effect.Effect<Result<A>, E | CacheError, R> =>
-    Effect.gen(function*() {
-      const value = yield* resolveTimed(cacheable, query)
-      const payload = yield* encodeResponse(cacheable.response, value)
-      const written = yield* Effect.either(writeEntry(key, generation, payload, policy))
-      if (Either.isRight(written)) return { value, outcome: "miss" as const }
-      if (strict) return yield* written.left
-      yield* storeFailed(written.left, "writing")
-      return { value, outcome: "bypass" as const }
+    // Each step here is paid on every miss: plain flatMaps, no generator, no Either around the write.
+    Effect.flatMap(resolveTimed(cacheable, query), (value): Effect.Effect<Result<A>, CacheError> => {
+      const payload = encodeResponse(cacheable.response, value)
+      if (Either.isLeft(payload)) return Effect.fail(payload.left)
+      return Effect.matchEffect(writeEntry(key, generation, payload.right, policy), {
+        onFailure: (error) =>
+          strict ? Effect.fail(error) : Effect.as(storeFailed(error, "writing"), { value, outcome: "bypass" as const }),
+        onSuccess: () => Effect.succeed({ value, outcome: "miss" as const })
+      })
     })
 
   /** The entry as the store has it now, if it is of `generation` (when given) and fresh. */

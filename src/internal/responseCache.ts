@@ -68,10 +68,9 @@ export const make = (
   store: CacheStore.Service,
   options: { readonly prefix: string; readonly strict: boolean }
 ): Effect.Effect<ResponseCache.ResponseCache.Service, never, Scope.Scope> =>
-  Effect.map(Effect.scope, (scope) => {
+  Effect.flatMap(Effect.flatMap(Effect.scope, SingleFlight.make), (flights) => {
     const { prefix, strict } = options
     const nextToken = Tokens.tokenSource()
-    const flights = SingleFlight.make(scope)
     const resolver = Resolve.make(store, { strict, nextToken })
     const keys = new KeyMemo(prefix)
     const decoded = new DecodeMemo()
@@ -101,7 +100,9 @@ export const make = (
       }
       // The generation is part of the flight's key: a call that read a newer one never joins an older resolve.
       const flightKey = `${key.entry}\u0000${generation}`
-      const resolve = Outcomes.underSpan(resolver.resolveAndStore(cacheable, query, key, policy, generation!), parent)
+      // Built by the caller that starts the flight only: a stampede's other callers just join it.
+      const resolve = () =>
+        Outcomes.underSpan(resolver.resolveAndStore(cacheable, query, key, policy, generation!), parent)
       if (stale !== undefined) {
         return Effect.as(flights.refreshInBackground(flightKey, resolve), { value: stale, outcome: "stale" as const })
       }
@@ -237,7 +238,7 @@ export const make = (
         })
       )
 
-    return {
+    return Effect.succeed({
       getOrResolve,
       getOrResolveWithOutcome,
       get,
@@ -247,5 +248,5 @@ export const make = (
       sweepNamespace,
       purgeNamespace,
       inFlight: flights.inFlight
-    }
+    })
   })
