@@ -20,7 +20,7 @@
  * @since 0.1.0
  */
 import type * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -188,6 +188,12 @@ export interface Options {
   readonly prefix?: string | undefined
   /** Surface store failures and corrupt entries from `getOrResolve` instead of answering from the resolver. */
   readonly strict?: boolean | undefined
+  /**
+   * Responses whose JSON is larger than this many bytes (UTF-8) are returned but not stored (outcome `miss`, the
+   * counter `response_cache_oversize_total`, a warning at most once a minute per cacheable). Default 1 MiB;
+   * `Infinity` stores everything.
+   */
+  readonly maxEntryBytes?: number | undefined
 }
 
 /**
@@ -202,7 +208,14 @@ export const layer = (options: Options = {}): Layer.Layer<ResponseCache, ConfigE
     ResponseCache,
     Effect.gen(function*() {
       const prefix = yield* CacheKey.validPrefix(options.prefix ?? "rc")
-      return yield* internal.make(yield* CacheStore, { prefix, strict: options.strict ?? false })
+      const maxEntryBytes = options.maxEntryBytes ?? 1024 * 1024
+      if (!(maxEntryBytes === Infinity || (Number.isSafeInteger(maxEntryBytes) && maxEntryBytes >= 1))) {
+        return yield* Effect.fail(ConfigError.InvalidData(
+          ["maxEntryBytes"],
+          `maxEntryBytes: ${maxEntryBytes} is not usable: use a whole number of bytes, at least 1, or Infinity`
+        ))
+      }
+      return yield* internal.make(yield* CacheStore, { prefix, strict: options.strict ?? false, maxEntryBytes })
     })
   )
 

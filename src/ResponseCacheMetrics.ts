@@ -51,6 +51,22 @@ const resolveDurationKey = MetricKey.histogram(
 )
 
 /**
+ * Responses not stored because their JSON was larger than `maxEntryBytes`, tagged `cache`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const oversize = Metric.counter("response_cache_oversize_total", {
+  description: "Responses returned but not stored: larger than maxEntryBytes",
+  incremental: true
+})
+
+const oversizeKey = MetricKey.counter("response_cache_oversize_total", {
+  description: "Responses returned but not stored: larger than maxEntryBytes",
+  incremental: true
+})
+
+/**
  * The metrics of one cache (a cacheable's name), built once. They are made from fully tagged keys rather than
  * with `Metric.tagged`, whose every update merges tag arrays and looks the metric up again in the registry.
  *
@@ -71,7 +87,8 @@ export const forCache = (cache: string) => {
         bypass: lookupsOf("bypass"),
         error: lookupsOf("error")
       },
-      resolveDuration: Metric.fromMetricKey(resolveDurationKey.pipe(MetricKey.tagged("cache", cache)))
+      resolveDuration: Metric.fromMetricKey(resolveDurationKey.pipe(MetricKey.tagged("cache", cache))),
+      oversize: Metric.fromMetricKey(oversizeKey.pipe(MetricKey.tagged("cache", cache)))
     }
     byCache.set(cache, tagged)
   }
@@ -81,4 +98,5 @@ export const forCache = (cache: string) => {
 const byCache = new Map<string, {
   readonly lookups: Record<Outcome, Metric.Metric.Counter<number>>
   readonly resolveDuration: Metric.Metric.Histogram<number>
+  readonly oversize: Metric.Metric.Counter<number>
 }>()

@@ -10,11 +10,11 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Tracer from "effect/Tracer"
 import { Redis } from "ioredis"
 import type { ResponseCache as ResponseCacheTag } from "../../src/ResponseCache.js"
-import { startRedisCluster } from "../../test/support/redisCluster.js"
 import type { Caller, Contender, Env, Instance } from "../Contender.js"
 import { callOnce } from "../Driver.js"
 import { Cacheable, CachePolicy, ResponseCache } from "../library.js"
 import { Snapshot, snapshot, SnapshotQuery } from "../Origin.js"
+import { acquireCluster } from "./sharedCluster.js"
 
 const snapshots = (env: Env, lockMs: number) =>
   Cacheable.make({
@@ -163,14 +163,14 @@ export const ours: ReadonlyArray<Contender> = [
     only: ["hot", "miss", "stampede", "invalidation"],
     shared: false,
     start: async (env) => {
-      const cluster = await startRedisCluster({ nodeTimeoutMs: 5000 })
+      const { cluster, release } = await acquireCluster()
       try {
         const instance = await start(env, {
           layer: () => ResponseCache.layerRedisCluster({ nodes: cluster.nodes, prefix: env.prefix })
         })
-        return { ...instance, close: () => instance.close().finally(() => cluster.stop()) }
+        return { ...instance, close: () => instance.close().finally(release) }
       } catch (error) {
-        await cluster.stop()
+        await release()
         throw error
       }
     }

@@ -310,6 +310,12 @@ export const make = (
     // (ioredis's auto-pipelining does the same with a Pipeline object per flush, which costs more than a
     // lone command at low concurrency). A cluster client keeps its own auto-pipelining per node.
     let corked = false
+    // The entry lookups (MGETs) of this tick, by entry key, while the socket is corked: a lookup of the same entry
+    // in the same tick shares the one not sent yet (a stampede's callers cost Redis one command). Only commands
+    // not sent yet are shared, and the table is emptied before the socket is uncorked, so a caller that starts
+    // after an invalidation returned never shares a read Redis made before it: no reply is processed between a
+    // lookup's issue and the end of its tick.
+    let lookupsThisTick = new Map<string, Promise<Array<string | null>>>()
     const corkForTick = isCluster(client) ? () => {} : () => {
       const stream = (client as Redis).stream
       if (corked || stream === undefined) return
@@ -317,6 +323,7 @@ export const make = (
       stream.cork()
       process.nextTick(() => {
         corked = false
+        if (lookupsThisTick.size > 0) lookupsThisTick = new Map()
         stream.uncork()
       })
     }
@@ -369,7 +376,12 @@ export const make = (
         // Resumed straight from the reply: this is the hit path, and each Effect step here costs per hit.
         return Effect.async<Lookup, RedisError>((resume) => {
           corkForTick()
-          client.mget(key.namespace.generation, key.entry).then(([generation, value]) => {
+          let reply = corked ? lookupsThisTick.get(key.entry) : undefined
+          if (reply === undefined) {
+            reply = client.mget(key.namespace.generation, key.entry)
+            if (corked) lookupsThisTick.set(key.entry, reply)
+          }
+          reply.then(([generation, value]) => {
             const found = Envelope.fromMget(generation, value)
             resume(found === undefined ? scripted() : Effect.succeed(found))
           }, (cause) => resume(Effect.fail(new RedisError({ operation: "lookup", cause }))))
