@@ -37,3 +37,14 @@ export const resolveDuration = Metric.histogram(
   resolveDurationBoundaries,
   "Resolver run time in milliseconds"
 )
+
+/**
+ * Responses not stored because their JSON was larger than `maxEntryBytes`, tagged `cache`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const oversize = Metric.counter("response_cache_oversize_total", {
+  description: "Responses returned but not stored: larger than maxEntryBytes",
+  incremental: true
+})

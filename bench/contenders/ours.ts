@@ -3,17 +3,18 @@
  * per contender, except for the Promise-boundary row, which pays a `runPromise` per call as a non-Effect caller
  * would.
  */
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Tracer from "effect/Tracer"
 import { Redis } from "ioredis"
 import type { ResponseCache as ResponseCacheTag } from "../../src/ResponseCache.js"
-import { startRedisCluster } from "../../test/support/redisCluster.js"
 import type { Caller, Contender, Env, Instance } from "../Contender.js"
 import { callOnce } from "../Driver.js"
 import { Cacheable, CachePolicy, ResponseCache } from "../library.js"
 import { Snapshot, snapshot, SnapshotQuery } from "../Origin.js"
+import { acquireCluster } from "./sharedCluster.js"
 
 const snapshots = (env: Env, lockMs: number) =>
   Cacheable.make({
@@ -41,7 +42,7 @@ const countingTracer = (counter: { spans: number }) =>
     }))))
 
 interface Options {
-  readonly layer: (env: Env) => Layer.Layer<ResponseCacheTag>
+  readonly layer: (env: Env) => Layer.Layer<ResponseCacheTag, ConfigError.ConfigError>
   /** Extra runtime services (tracer settings) beside the cache. */
   readonly runtimeLayer?: Layer.Layer<never> | undefined
   readonly lockMs?: number | undefined
@@ -162,14 +163,14 @@ export const ours: ReadonlyArray<Contender> = [
     only: ["hot", "miss", "stampede", "invalidation"],
     shared: false,
     start: async (env) => {
-      const cluster = await startRedisCluster({ nodeTimeoutMs: 5000 })
+      const { cluster, release } = await acquireCluster()
       try {
         const instance = await start(env, {
           layer: () => ResponseCache.layerRedisCluster({ nodes: cluster.nodes, prefix: env.prefix })
         })
-        return { ...instance, close: () => instance.close().finally(() => cluster.stop()) }
+        return { ...instance, close: () => instance.close().finally(release) }
       } catch (error) {
-        await cluster.stop()
+        await release()
         throw error
       }
     }

@@ -5,12 +5,18 @@
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
-import { Redis } from "ioredis"
+import { Cluster, Redis } from "ioredis"
 import type { Contender, Env, Instance } from "../Contender.js"
 import { type Snapshot, snapshot } from "../Origin.js"
+import { acquireCluster } from "./sharedCluster.js"
 
-const start = (env: Env, options: { readonly enableAutoPipelining?: boolean }, inEffect: boolean): Instance => {
-  const redis = new Redis(env.url, options)
+const start = (
+  env: Env,
+  options: { readonly enableAutoPipelining?: boolean },
+  inEffect: boolean,
+  cluster?: { readonly client: Cluster; readonly release: () => Promise<void> }
+): Instance => {
+  const redis = cluster?.client ?? new Redis(env.url, options)
   const keyOf = (ns: string, id: number) => `${env.prefix}:${ns}:${id}`
   const miss = async (key: string, ns: string, id: number): Promise<Snapshot> => {
     const value = await env.origin.resolve(ns, id)
@@ -30,6 +36,17 @@ const start = (env: Env, options: { readonly enableAutoPipelining?: boolean }, i
     } while (cursor !== "0")
   }
   const fill = async (ns: string, ids: ReadonlyArray<number>) => {
+    if (cluster !== undefined) {
+      // A cluster pipeline takes one slot's keys only: plain SETs, 256 at a time.
+      for (let i = 0; i < ids.length; i += 256) {
+        await Promise.all(
+          ids.slice(i, i + 256).map((id) =>
+            redis.set(keyOf(ns, id), JSON.stringify(snapshot(ns, id, env.origin.version(ns))), "PX", env.ttlMs)
+          )
+        )
+      }
+      return
+    }
     for (let i = 0; i < ids.length; i += 1000) {
       const pipeline = redis.pipeline()
       for (const id of ids.slice(i, i + 1000)) {
@@ -53,6 +70,7 @@ const start = (env: Env, options: { readonly enableAutoPipelining?: boolean }, i
     close: async () => {
       await runtime.dispose()
       await redis.quit()
+      await cluster?.release()
     }
   }
 }
@@ -74,6 +92,24 @@ export const raw: ReadonlyArray<Contender> = [
     tier: "redis",
     shared: false,
     start: async (env) => start(env, { enableAutoPipelining: true }, false)
+  },
+  // The baseline for our cluster layer: a GET through ioredis's Cluster client (default options) on the same
+  // local cluster. Hot hits only: a purge would need a SCAN per primary, which this row does not do.
+  {
+    id: "raw-cluster",
+    only: ["hot"],
+    label: "raw ioredis Cluster GET + JSON.parse (3 primaries, local)",
+    family: "raw",
+    tier: "redis",
+    shared: false,
+    start: async (env) => {
+      const { cluster, release } = await acquireCluster()
+      const client = new Cluster(cluster.nodes.map((url) => {
+        const { hostname, port } = new URL(url)
+        return { host: hostname, port: Number(port) }
+      }))
+      return start(env, {}, false, { client, release })
+    }
   },
   {
     id: "raw-effect",

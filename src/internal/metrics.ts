@@ -24,6 +24,11 @@ const resolveDurationKey = MetricKey.histogram(
   "Resolver run time in milliseconds"
 )
 
+const oversizeKey = MetricKey.counter("response_cache_oversize_total", {
+  description: "Responses returned but not stored: larger than maxEntryBytes",
+  incremental: true
+})
+
 /**
  * The metrics of one cache (a cacheable's name), built once. They are made from fully tagged keys rather than
  * with `Metric.tagged`, whose every update merges tag arrays and looks the metric up again in the registry.
@@ -42,7 +47,8 @@ export const forCache = (cache: string) => {
         bypass: lookupsOf("bypass"),
         error: lookupsOf("error")
       },
-      resolveDuration: Metric.fromMetricKey(resolveDurationKey.pipe(MetricKey.tagged("cache", cache)))
+      resolveDuration: Metric.fromMetricKey(resolveDurationKey.pipe(MetricKey.tagged("cache", cache))),
+      oversize: Metric.fromMetricKey(oversizeKey.pipe(MetricKey.tagged("cache", cache)))
     }
     byCache.set(cache, tagged)
   }
@@ -52,4 +58,5 @@ export const forCache = (cache: string) => {
 const byCache = new Map<string, {
   readonly lookups: Record<Outcome, Metric.Metric.Counter<number>>
   readonly resolveDuration: Metric.Metric.Histogram<number>
+  readonly oversize: Metric.Metric.Counter<number>
 }>()

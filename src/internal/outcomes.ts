@@ -5,9 +5,9 @@
  * each, even unrecorded), so with tracing disabled or with Effect's default tracer, which records nothing, none is
  * made.
  */
+import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
-import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
@@ -35,13 +35,19 @@ export const recordsSpans = (fiber: Fiber.RuntimeFiber<unknown, unknown>): boole
 export const underSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, parent: Tracer.Span | undefined) =>
   parent === undefined ? effect : Effect.withParentSpan(effect, parent)
 
-/** The resolver, its run time recorded. */
+/** The resolver, its run time (by the fiber's Clock) recorded, in the steps the resolve takes anyway. */
 export const resolveTimed = <Q, A, E, R>(cacheable: Cacheable.Cacheable<Q, A, E, R>, query: Q) =>
-  Effect.flatMap(
-    Effect.timed(cacheable.resolve(query)),
-    ([duration, value]) =>
-      Effect.as(Metric.update(Metrics.forCache(cacheable.name).resolveDuration, Duration.toMillis(duration)), value)
-  )
+  Effect.withFiberRuntime<A, E, R>((fiber) => {
+    const clock = Context.get(fiber.getFiberRef(DefaultServices.currentServices), Clock.Clock)
+    const start = clock.unsafeCurrentTimeNanos()
+    return Effect.map(cacheable.resolve(query), (value) => {
+      Metrics.forCache(cacheable.name).resolveDuration.unsafeUpdate(
+        Number(clock.unsafeCurrentTimeNanos() - start) / 1e6,
+        fiber.getFiberRef(FiberRef.currentMetricLabels)
+      )
+      return value
+    })
+  })
 
 /** Counts a hit answered in the caller's own step. */
 export const countHit = (fiber: Fiber.RuntimeFiber<unknown, unknown>, lookups: Lookups): void =>

@@ -11,6 +11,7 @@ import type * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
+import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Random from "effect/Random"
 import type * as Schema from "effect/Schema"
@@ -22,6 +23,7 @@ import * as CachePolicy from "../CachePolicy.js"
 import type { CacheStore } from "../CacheStore.js"
 import type * as ResponseCache from "../ResponseCache.js"
 import * as Freshness from "./freshness.js"
+import * as Metrics from "./metrics.js"
 import { resolveTimed, underSpan } from "./outcomes.js"
 import { decodeEntry, encodeResponse } from "./serde.js"
 
@@ -63,7 +65,17 @@ export interface Resolver {
     payload: string,
     policy: CachePolicy.Resolved
   ) => Effect.Effect<boolean, RedisError>
+  /**
+   * Whether a payload may be stored: false when its UTF-8 size is over `maxEntryBytes` (counted, and a warning at
+   * most once a minute per cacheable).
+   */
+  readonly fits: (cacheable: Cacheable.Cacheable<any, any, any, any>, payload: string) => Effect.Effect<boolean>
 }
+
+/** The UTF-8 size of `payload` is over `max`; measured only when its length leaves it open. */
+const oversize = (payload: string, max: number): boolean =>
+  // A UTF-16 unit is 1 to 3 UTF-8 bytes (a surrogate pair, two units, is 4).
+  payload.length > max || (payload.length * 3 > max && Buffer.byteLength(payload, "utf8") > max)
 
 const storeFailed = (error: RedisError, doing: string) =>
   Effect.logWarning(`ResponseCache: the store failed while ${doing}; answering from the resolver`).pipe(
@@ -72,9 +84,32 @@ const storeFailed = (error: RedisError, doing: string) =>
 
 export const make = (
   store: CacheStore.Service,
-  options: { readonly strict: boolean; readonly nextToken: () => string }
+  options: { readonly strict: boolean; readonly nextToken: () => string; readonly maxEntryBytes: number }
 ): Resolver => {
-  const { nextToken, strict } = options
+  const { maxEntryBytes, nextToken, strict } = options
+  // When each cacheable last warned of an oversize response.
+  const warnedAt = new Map<string, number>()
+
+  /** Counts an oversize response, and warns of it at most once a minute per cacheable. */
+  const tooLarge = (cacheable: Cacheable.Cacheable<any, any, any, any>, payload: string): Effect.Effect<void> =>
+    Effect.flatMap(Clock.currentTimeMillis, (now) => {
+      const last = warnedAt.get(cacheable.name)
+      const warn = last === undefined || now - last >= 60_000
+      if (warn) warnedAt.set(cacheable.name, now)
+      return Metric.increment(Metrics.forCache(cacheable.name).oversize).pipe(
+        Effect.zipRight(
+          warn
+            ? Effect.logWarning(
+              `ResponseCache: a response of ${cacheable.name} is larger than maxEntryBytes (${maxEntryBytes}); ` +
+                "returned but not stored (warned at most once a minute per cacheable)"
+            ).pipe(Effect.annotateLogs({ cache: cacheable.name, bytes: Buffer.byteLength(payload, "utf8") }))
+            : Effect.void
+        )
+      )
+    })
+
+  const fits: Resolver["fits"] = (cacheable, payload) =>
+    oversize(payload, maxEntryBytes) ? Effect.as(tooLarge(cacheable, payload), false) : Effect.succeed(true)
 
   const writeEntry: Resolver["writeEntry"] = (key, expected, payload, policy) =>
     Effect.flatMap(Random.next, (u) =>
@@ -94,14 +129,19 @@ export const make = (
     policy: CachePolicy.Resolved,
     generation: string
   ): Effect.Effect<Result<A>, E | CacheError, R> =>
-    Effect.gen(function*() {
-      const value = yield* resolveTimed(cacheable, query)
-      const payload = yield* encodeResponse(cacheable.response, value)
-      const written = yield* Effect.either(writeEntry(key, generation, payload, policy))
-      if (Either.isRight(written)) return { value, outcome: "miss" as const }
-      if (strict) return yield* written.left
-      yield* storeFailed(written.left, "writing")
-      return { value, outcome: "bypass" as const }
+    // Each step here is paid on every miss: plain flatMaps, no generator, no Either around the write.
+    Effect.flatMap(resolveTimed(cacheable, query), (value): Effect.Effect<Result<A>, CacheError> => {
+      const payload = encodeResponse(cacheable.response, value)
+      if (Either.isLeft(payload)) return Effect.fail(payload.left)
+      // Too large to store: answered, and the next call resolves again.
+      if (oversize(payload.right, maxEntryBytes)) {
+        return Effect.as(tooLarge(cacheable, payload.right), { value, outcome: "miss" as const })
+      }
+      return Effect.matchEffect(writeEntry(key, generation, payload.right, policy), {
+        onFailure: (error) =>
+          strict ? Effect.fail(error) : Effect.as(storeFailed(error, "writing"), { value, outcome: "bypass" as const }),
+        onSuccess: () => Effect.succeed({ value, outcome: "miss" as const })
+      })
     })
 
   /** The entry as the store has it now, if it is of `generation` (when given) and fresh. */
@@ -164,6 +204,7 @@ export const make = (
 
   return {
     writeEntry,
+    fits,
     resolveAndStore: (cacheable, query, key, policy, generation) =>
       policy.lockMs > 0
         ? resolveUnderLock(cacheable, query, key, policy, generation)

@@ -36,7 +36,7 @@ import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
 import type * as Tracer from "effect/Tracer"
 import * as Cacheable from "../Cacheable.js"
-import type { CacheError } from "../CacheError.js"
+import { type CacheError, SerdeError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import * as CachePolicy from "../CachePolicy.js"
 import type { CacheStore, Lookup } from "../CacheStore.js"
@@ -51,6 +51,12 @@ import { decodeEntry, DecodeMemo, encodeResponse } from "./serde.js"
 import * as SingleFlight from "./singleFlight.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>
+
+const notAnEntry = () =>
+  new SerdeError({
+    subject: "entry",
+    cause: new Error("the stored value is no entry of this cache (no `<generation>|<graceMs>|` envelope)")
+  })
 
 /** `f` of the checked policy, without a step when the policy was checked before. */
 const withPolicy = <A, E, R>(
@@ -67,15 +73,19 @@ const withPolicy = <A, E, R>(
  */
 export const make = (
   store: CacheStore.Service,
-  options: { readonly prefix: string; readonly strict: boolean }
+  options: { readonly prefix: string; readonly strict: boolean; readonly maxEntryBytes: number }
 ): Effect.Effect<ResponseCache.ResponseCache.Service, never, Scope.Scope> =>
-  Effect.map(Effect.scope, (scope) => {
-    const { prefix, strict } = options
+  Effect.flatMap(Effect.flatMap(Effect.scope, SingleFlight.make), (flights) => {
+    const { maxEntryBytes, prefix, strict } = options
     const nextToken = Tokens.tokenSource()
-    const flights = SingleFlight.make(scope)
-    const resolver = Resolve.make(store, { strict, nextToken })
+    const resolver = Resolve.make(store, { strict, nextToken, maxEntryBytes })
     const keys = new KeyMemo(prefix)
-    const decoded = new DecodeMemo()
+    // Entries of up to maxEntryBytes are memoised; the memo holds at most 64 Mi characters of payloads (or 64
+    // entries of the largest size, whichever is more), besides its 10,000 entries.
+    const decoded = new DecodeMemo({
+      capacity: 10_000,
+      maxChars: Number.isFinite(maxEntryBytes) ? Math.max(64 * 1024 * 1024, 64 * maxEntryBytes) : 64 * 1024 * 1024
+    })
 
     /** What to do with what the lookup found: a hit, a stale hit with a refresh, or a (shared) resolve. */
     const afterLookup = <Q, A, E, R>(
@@ -83,9 +93,12 @@ export const make = (
       query: Q,
       key: CacheKey.CacheKey,
       policy: CachePolicy.Resolved,
-      { entry, generation }: Lookup,
+      { corrupt, entry, generation }: Lookup,
       parent: Tracer.Span | undefined
     ): Effect.Effect<Result<A>, E | CacheError, R> => {
+      // Something that is no entry of this cache at all stands under the key: a miss the resolve overwrites, or,
+      // when strict, a SerdeError (an entry of another generation is a plain miss).
+      if (corrupt === true && strict) return Effect.fail(notAnEntry())
       let staleIfErrorApplies = false
       let stale: A | undefined
       if (entry !== undefined) {
@@ -102,7 +115,9 @@ export const make = (
       }
       // The generation is part of the flight's key: a call that read a newer one never joins an older resolve.
       const flightKey = `${key.entry}\u0000${generation}`
-      const resolve = Outcomes.underSpan(resolver.resolveAndStore(cacheable, query, key, policy, generation!), parent)
+      // Built by the caller that starts the flight only: a stampede's other callers just join it.
+      const resolve = () =>
+        Outcomes.underSpan(resolver.resolveAndStore(cacheable, query, key, policy, generation!), parent)
       if (stale !== undefined) {
         return Effect.as(flights.refreshInBackground(flightKey, resolve), { value: stale, outcome: "stale" as const })
       }
@@ -201,7 +216,8 @@ export const make = (
     const get = <Q, A, E, R>(cacheable: Cacheable.Cacheable<Q, A, E, R>, query: Q) =>
       Effect.gen(function*() {
         const key = yield* CacheKey.make(keys.namespaceKeys(cacheable.namespace(query)), cacheable, query)
-        const { entry } = yield* store.lookup(key, undefined)
+        const { corrupt, entry } = yield* store.lookup(key, undefined)
+        if (corrupt === true && strict) return yield* notAnEntry()
         if (entry === undefined || !Freshness.isFresh(entry)) return Option.none<A>()
         const value = decodeEntry(cacheable.response, entry.payload)
         if (Either.isRight(value)) return Option.some(value.right)
@@ -213,7 +229,7 @@ export const make = (
         const policy = yield* CachePolicy.resolve(Cacheable.policyFor(cacheable, query))
         const key = yield* CacheKey.make(keys.namespaceKeys(cacheable.namespace(query)), cacheable, query)
         const payload = yield* encodeResponse(cacheable.response, value)
-        yield* resolver.writeEntry(key, undefined, payload, policy)
+        if (yield* resolver.fits(cacheable, payload)) yield* resolver.writeEntry(key, undefined, payload, policy)
       }).pipe(Effect.withSpan("ResponseCache.set", { captureStackTrace: false }))
 
     const invalidate = <Q, A, E, R>(cacheable: Cacheable.Cacheable<Q, A, E, R>, query: Q) =>
@@ -238,7 +254,7 @@ export const make = (
         })
       )
 
-    return {
+    return Effect.succeed({
       getOrResolve,
       getOrResolveWithOutcome,
       get,
@@ -248,5 +264,5 @@ export const make = (
       sweepNamespace,
       purgeNamespace,
       inFlight: flights.inFlight
-    }
+    })
   })

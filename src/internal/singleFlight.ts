@@ -12,7 +12,7 @@ import * as Effect from "effect/Effect"
 import type * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
-import type * as Scope from "effect/Scope"
+import * as Scope from "effect/Scope"
 import type * as ResponseCache from "../ResponseCache.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>
@@ -21,29 +21,42 @@ interface Flight {
   readonly deferred: Deferred.Deferred<Result<unknown>, unknown>
   /** Callers awaiting the outcome. */
   waiters: number
-  fiber: Fiber.RuntimeFiber<unknown> | undefined
+  fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
   /** A stale-while-revalidate refresh: it runs to its end even when no caller waits. */
   readonly background: boolean
 }
 
 export interface SingleFlight {
-  /** Joins the flight of `flightKey`, or starts it with `resolve`; a caller that joined gets outcome `coalesced`. */
+  /**
+   * Joins the flight of `flightKey`, or starts it with `resolve()` (built only by the caller that starts it); a
+   * caller that joined gets outcome `coalesced`.
+   */
   readonly shared: <A, E, R>(
     flightKey: string,
-    resolve: Effect.Effect<Result<A>, E, R>
+    resolve: () => Effect.Effect<Result<A>, E, R>
   ) => Effect.Effect<Result<A>, E, R>
   /** A refresh nobody waits for: it joins a resolve already in flight for the key, or starts one. */
   readonly refreshInBackground: <A, E, R>(
     flightKey: string,
-    resolve: Effect.Effect<Result<A>, E, R>
+    resolve: () => Effect.Effect<Result<A>, E, R>
   ) => Effect.Effect<void, never, R>
   /** Resolves in flight and the callers waiting on them. */
   readonly inFlight: Effect.Effect<{ readonly resolves: number; readonly callers: number }>
 }
 
-/** Flights whose resolves run in `scope` (the layer's). */
-export const make = (scope: Scope.Scope): SingleFlight => {
+/**
+ * Flights whose resolves run until `scope` (the layer's) closes. Each resolve is a daemon fiber, and the scope
+ * gets one finalizer that interrupts those still running: a fork into the scope itself (`forkIn`) would open and
+ * close a child scope for every miss.
+ */
+export const make = (scope: Scope.Scope): Effect.Effect<SingleFlight> => {
   const flights = new Map<string, Flight>()
+  const interruptAll = Effect.suspend(() => {
+    const running: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
+    for (const flight of flights.values()) if (flight.fiber !== undefined) running.push(flight.fiber)
+    flights.clear()
+    return Fiber.interruptAll(running)
+  })
 
   const awaitFlight = <A, E>(
     flight: Flight,
@@ -68,7 +81,7 @@ export const make = (scope: Scope.Scope): SingleFlight => {
 
   const startOrJoin = <A, E, R>(
     flightKey: string,
-    resolve: Effect.Effect<Result<A>, E, R>,
+    resolve: () => Effect.Effect<Result<A>, E, R>,
     background: boolean
   ): Effect.Effect<{ readonly flight: Flight; readonly leader: boolean }, never, R> =>
     Effect.suspend((): Effect.Effect<{ readonly flight: Flight; readonly leader: boolean }, never, R> => {
@@ -86,35 +99,32 @@ export const make = (scope: Scope.Scope): SingleFlight => {
         background
       }
       flights.set(flightKey, flight)
-      const run = resolve.pipe(
-        Effect.exit,
-        Effect.flatMap((exit) => Deferred.done(flight.deferred, exit as Exit.Exit<Result<unknown>, unknown>)),
-        Effect.ensuring(Effect.sync(() => {
-          if (flights.get(flightKey) === flight) flights.delete(flightKey)
-        })),
-        Effect.interruptible
-      )
-      return Effect.map(Effect.forkIn(run, scope), (fiber) => {
+      const run = Effect.interruptible(Effect.onExit(resolve(), (exit) => {
+        if (flights.get(flightKey) === flight) flights.delete(flightKey)
+        return Deferred.done(flight.deferred, exit as Exit.Exit<Result<unknown>, unknown>)
+      }))
+      return Effect.map(Effect.forkDaemon(run), (fiber) => {
         flight.fiber = fiber
         return { flight, leader: true }
       })
     })
 
-  return {
-    shared: <A, E, R>(flightKey: string, resolve: Effect.Effect<Result<A>, E, R>) =>
+  return Effect.as(Scope.addFinalizer(scope, interruptAll), {
+    shared: <A, E, R>(flightKey: string, resolve: () => Effect.Effect<Result<A>, E, R>) =>
       Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(
           startOrJoin(flightKey, resolve, false),
           ({ flight, leader }) => awaitFlight<A, E>(flight, flightKey, restore, leader)
         )
       ),
-    refreshInBackground: <A, E, R>(flightKey: string, resolve: Effect.Effect<Result<A>, E, R>) =>
+    refreshInBackground: <A, E, R>(flightKey: string, resolve: () => Effect.Effect<Result<A>, E, R>) =>
       Effect.uninterruptible(Effect.asVoid(startOrJoin(
         flightKey,
-        Effect.tapErrorCause(resolve, (cause) =>
-          Cause.isInterruptedOnly(cause)
-            ? Effect.void
-            : Effect.logWarning("ResponseCache: a background refresh failed; the stale entry stays", cause)),
+        () =>
+          Effect.tapErrorCause(resolve(), (cause) =>
+            Cause.isInterruptedOnly(cause)
+              ? Effect.void
+              : Effect.logWarning("ResponseCache: a background refresh failed; the stale entry stays", cause)),
         true
       ))),
     inFlight: Effect.sync(() => {
@@ -122,5 +132,5 @@ export const make = (scope: Scope.Scope): SingleFlight => {
       for (const flight of flights.values()) callers += flight.waiters
       return { resolves: flights.size, callers }
     })
-  }
+  })
 }

@@ -3,8 +3,8 @@
  * stack that returns a body of the same size (`bench/reference.ts`), side by side in one run: the service with the
  * embedded ledger and memory cache, and with Redis (a redis-server of the run's own, for the cache and the rate
  * limiter). Auth and rate limiting are on (the demo token; a limit no run reaches). Each server is a process of its
- * own; autocannon (64 connections) drives them one at a time, round by round (A B C, A B C, …), and the medians are
- * reported. Nothing is asserted: it prints the ratios.
+ * own; autocannon (64 connections) drives them one at a time, round by round, the order turning each round
+ * (A B C, B C A, C A B, …), and the medians are reported. Nothing is asserted: it prints the ratios.
  *
  *   npm run bench:service -- --rounds 3 --seconds 5 --connections 64
  */
@@ -115,7 +115,9 @@ const main = async () => {
     for (const server of servers) await load(server, 1) // warm-up: JIT, connections
     const results = new Map<string, { rps: Array<number>; p99: Array<number>; errors: number }>()
     for (let round = 1; round <= rounds; round++) {
-      for (const server of servers) {
+      // The order turns each round (A B C, B C A, C A B …), so that no server always runs right after another.
+      const order = servers.map((_, i) => servers[(i + round - 1) % servers.length]!)
+      for (const server of order) {
         const result = await load(server, seconds)
         const entry = results.get(server.name) ?? { rps: [], p99: [], errors: 0 }
         entry.rps.push(result.requests.average)

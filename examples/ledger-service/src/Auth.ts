@@ -15,7 +15,19 @@
 import { RateLimiter } from "@effect/experimental"
 import * as RateLimiterRedis from "@effect/experimental/RateLimiter/Redis"
 import { HttpApiMiddleware, HttpApiSecurity, HttpApp, HttpServerRequest, HttpServerResponse } from "@effect/platform"
-import { Config, ConfigError, Context, Duration, Effect, Either, Layer, Option, Redacted, Schema } from "effect"
+import {
+  Config,
+  ConfigError,
+  Context,
+  Deferred,
+  Duration,
+  Effect,
+  Either,
+  Layer,
+  Option,
+  Redacted,
+  Schema
+} from "effect"
 import { createHash, timingSafeEqual } from "node:crypto"
 import { Forbidden, TooManyRequests, Unauthorized } from "./Domain/Errors.js"
 import { demoTenants } from "./LedgerRepo/Seed.js"
@@ -218,34 +230,41 @@ const make = (limit: number, shared: boolean) =>
 
     const size = leaseSize(limit)
     const leases = new Map<string, { left: number; until: number }>()
-    return RateLimit.of({
-      check: (label) =>
-        Effect.clockWith((clock) => {
-          const now = clock.unsafeCurrentTimeMillis()
-          const lease = leases.get(label)
-          if (lease !== undefined && lease.left > 0 && now < lease.until) {
-            lease.left--
-            return Effect.void
-          }
-          if (size === 1) return direct(label)
-          return consume(label, size).pipe(
-            Effect.flatMap(() =>
-              Effect.sync(() => {
-                const current = leases.get(label)
-                // Concurrent leases add up, so no granted token is dropped while the lease lives.
-                if (current !== undefined && now < current.until) {
-                  current.left += size - 1
-                  current.until = now + leaseMs
-                } else leases.set(label, { left: size - 1, until: now + leaseMs })
-              })
-            ),
-            // Fewer than a lease's worth left: one token, or the 429.
-            Effect.catchAll((error) =>
-              error._tag === "RateLimiterError" && error.reason === "Exceeded" ? direct(label) : storeFailed(error)
-            )
-          )
-        })
-    })
+    // One lease request per token at a time: without it, every request that finds the lease spent asks Redis too.
+    const pending = new Map<string, Deferred.Deferred<void>>()
+    const fetchLease = (label: string, now: number) =>
+      Effect.flatMap(Deferred.make<void>(), (fetched) => {
+        pending.set(label, fetched)
+        return consume(label, size).pipe(
+          Effect.flatMap(() =>
+            Effect.sync(() => {
+              leases.set(label, { left: size - 1, until: now + leaseMs })
+            })
+          ),
+          // Fewer than a lease's worth left: one token, or the 429.
+          Effect.catchAll((error) =>
+            error._tag === "RateLimiterError" && error.reason === "Exceeded" ? direct(label) : storeFailed(error)
+          ),
+          Effect.ensuring(Effect.suspend(() => {
+            pending.delete(label)
+            return Deferred.succeed(fetched, void 0)
+          }))
+        )
+      })
+    const check = (label: string): Effect.Effect<void, TooManyRequests> =>
+      Effect.clockWith((clock) => {
+        const now = clock.unsafeCurrentTimeMillis()
+        const lease = leases.get(label)
+        if (lease !== undefined && lease.left > 0 && now < lease.until) {
+          lease.left--
+          return Effect.void
+        }
+        if (size === 1) return direct(label)
+        const inFlight = pending.get(label)
+        if (inFlight !== undefined) return Effect.zipRight(Deferred.await(inFlight), Effect.suspend(() => check(label)))
+        return fetchLease(label, now)
+      })
+    return RateLimit.of({ check })
   })
 
 /** The rate limit in memory (one process). */
@@ -276,8 +295,9 @@ export const rateLimitRedis = (options: { readonly limit: number; readonly url: 
     Layer.provide(RateLimiterRedis.layerStore({
       ...redisOptionsOf(options.url),
       prefix: `${options.prefix}:ratelimit:`,
-      // Fail fast while Redis is away (the check then lets the request through) instead of queueing.
-      enableOfflineQueue: false,
+      // Commands wait for the connection (each check is bounded by `storeTimeout` all the same), and while Redis is
+      // away the waiting ones fail at the first failed reconnection instead of piling up.
+      enableOfflineQueue: true,
       maxRetriesPerRequest: 0,
       enableAutoPipelining: true
     }))

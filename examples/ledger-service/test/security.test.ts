@@ -10,7 +10,18 @@ import { Effect, Layer } from "effect"
 import { connect, type Socket } from "node:net"
 import * as EmbeddedLedger from "../src/LedgerRepo/Embedded.js"
 import { demoTenants } from "../src/LedgerRepo/Seed.js"
-import { access, baseUrl, cacheOf, freshTenant, post, request, serviceUnderTest, snapshot, tokens } from "./harness.js"
+import {
+  access,
+  baseUrl,
+  cacheOf,
+  freshTenant,
+  post,
+  request,
+  serviceUnderTest,
+  snapshot,
+  tokens,
+  uniquePrefix
+} from "./harness.js"
 
 const service = serviceUnderTest(cacheOf("memory", ResponseCache.layerMemory()), EmbeddedLedger.layer(), {
   timeouts: { request: 1_500, headers: 1_500, checkEvery: 250 }
@@ -314,4 +325,39 @@ it("token lists are checked when the service starts", async () => {
     assert.isTrue(Either.isLeft(parsed), bad)
     if (Either.isLeft(parsed)) assert.notInclude(parsed.left, "abcdefghijklmnop", bad)
   }
+})
+
+describe("rate limit in Redis", () => {
+  it.scopedLive(
+    "two processes' limiters share one budget per token, and never let more through than it",
+    () =>
+      Effect.gen(function*() {
+        const { RateLimit, rateLimitRedis } = yield* Effect.promise(() => import("../src/Auth.js"))
+        const { inject } = yield* Effect.promise(() => import("@effect/vitest"))
+        const options = { limit: 100, url: inject("redisUrl"), prefix: uniquePrefix("ratelimit") }
+        const first = yield* Layer.build(rateLimitRedis(options))
+        const second = yield* Layer.build(rateLimitRedis(options))
+        const started = Date.now()
+        const attempt = (context: typeof first) =>
+          Effect.either(Effect.flatMap(RateLimit, (limit) => limit.check("token-a")).pipe(Effect.provide(context)))
+        const results = yield* Effect.all(
+          Array.from({ length: 150 }, (_, i) => attempt(i % 2 === 0 ? first : second)),
+          { concurrency: 16 }
+        )
+        const elapsed = (Date.now() - started) / 1000
+        const allowed = results.filter((result) => result._tag === "Right").length
+        // The bucket holds 100 and refills 100 a second: no more can have passed, whichever process asked.
+        assert.isAtMost(allowed, 100 + Math.ceil(100 * elapsed))
+        assert.isAtLeast(allowed, 50)
+        assert.isAbove(results.length - allowed, 0)
+        // Another token has a budget of its own.
+        const other = yield* Effect.either(
+          Effect.flatMap(RateLimit, (limit) => limit.check("token-b")).pipe(
+            Effect.provide(first)
+          )
+        )
+        assert.strictEqual(other._tag, "Right")
+      }),
+    20_000
+  )
 })

@@ -65,7 +65,8 @@ export const start = async (env: Env, backend: Backend) => {
       })
   })
   return {
-    get: (ns: string, id: number): Promise<Snapshot> => runtime.runPromise(ResponseCache.getOrResolve(snapshots, { ns, id })),
+    get: (ns: string, id: number): Promise<Snapshot> =>
+      runtime.runPromise(ResponseCache.getOrResolve(snapshots, { ns, id })),
     invalidateNamespace: (ns: string) => runtime.runPromise(ResponseCache.invalidateNamespace(ns)),
     purgeNamespace: (ns: string) => runtime.runPromise(Effect.asVoid(ResponseCache.purgeNamespace(ns))),
     inFlight: () => runtime.runPromise(ResponseCache.ResponseCache.use((cache) => cache.inFlight)),

@@ -1,9 +1,9 @@
 // The README's Effect 4 quick start: a ledger balance behind an HttpApi handler, cached with getOrResolve — in
 // memory, or on Redis through Effect's own Redis service (NodeRedis) when REDIS_URL is set.
 import { NodeRedis } from "@effect/platform-node"
+import { Cacheable, CachePolicy, ResponseCache } from "@ledgerlink/response-cache-effect4"
 import { Config, Effect, Layer, Option, Schema } from "effect"
 import { HttpApi, HttpApiBuilder, HttpApiEndpoint, HttpApiGroup } from "effect/http-api"
-import { Cacheable, CachePolicy, ResponseCache } from "@ledgerlink/response-cache-effect4"
 
 const BalanceQuery = Schema.Struct({ tenantId: Schema.String, account: Schema.String })
 const Balance = Schema.Struct({ account: Schema.String, balance: Schema.String })

@@ -203,17 +203,17 @@ export const layerCluster = (options: ClusterLayerOptions): Layer.Layer<Redis.Re
       const commandTimeout = commandTimeoutMs(options.commandTimeout)
       return make(() =>
         new ioredis.Cluster(options.nodes.map(reveal), {
-        ...options.cluster,
-        enableOfflineQueue: false,
-        enableAutoPipelining: true,
-        // Fail at once while a primary is down rather than retry outside commandTimeout (see the Effect 3 package).
-        retryDelayOnFailover: 0,
-        retryDelayOnClusterDown: 0,
-        retryDelayOnTryAgain: Math.max(1, Math.floor(commandTimeout / 16)),
-        slotsRefreshInterval: 1000,
-        slotsRefreshTimeout: commandTimeout,
-        clusterRetryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000),
-        redisOptions: { ...options.redis, ...clientOptions(commandTimeout) } as never
-      }), commandTimeout)
+          ...options.cluster,
+          enableOfflineQueue: false,
+          enableAutoPipelining: true,
+          // Fail at once while a primary is down rather than retry outside commandTimeout (see the Effect 3 package).
+          retryDelayOnFailover: 0,
+          retryDelayOnClusterDown: 0,
+          retryDelayOnTryAgain: Math.max(1, Math.floor(commandTimeout / 16)),
+          slotsRefreshInterval: 1000,
+          slotsRefreshTimeout: commandTimeout,
+          clusterRetryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000),
+          redisOptions: { ...options.redis, ...clientOptions(commandTimeout) } as never
+        }), commandTimeout)
     })
   )

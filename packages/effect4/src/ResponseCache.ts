@@ -146,7 +146,8 @@ export const getOrResolveWithOutcome = <Q, A, E, R>(
 export const get = <Q, A, E, R>(
   cacheable: Cacheable<Q, A, E, R>,
   query: NoInfer<Q>
-): Effect.Effect<Option.Option<A>, CacheError, ResponseCache> => ResponseCache.use((cache) => cache.get(cacheable, query))
+): Effect.Effect<Option.Option<A>, CacheError, ResponseCache> =>
+  ResponseCache.use((cache) => cache.get(cacheable, query))
 
 /**
  * @since 0.1.0
@@ -258,10 +259,13 @@ export interface RedisOptions extends Options {
    * After `failures` store calls in a row fail (default 5), stop calling Redis for `cooldown` (default 1 second),
    * then probe with one call (Effect's `CircuitBreaker`). `false`: no breaker.
    */
-  readonly breaker?: {
-    readonly failures?: number | undefined
-    readonly cooldown?: Duration.Input | undefined
-  } | false | undefined
+  readonly breaker?:
+    | {
+      readonly failures?: number | undefined
+      readonly cooldown?: Duration.Input | undefined
+    }
+    | false
+    | undefined
 }
 
 const redisStore = (options: RedisOptions): Layer.Layer<CacheStore, never, Redis.Redis> =>
@@ -270,7 +274,10 @@ const redisStore = (options: RedisOptions): Layer.Layer<CacheStore, never, Redis
     const problem = checkPrefix(prefix)
     if (problem !== undefined) return Effect.die(new Error(problem))
     const commandTimeout = Duration.fromInput(options.commandTimeout ?? Duration.millis(500))
-    if (commandTimeout._tag === "None" || !Duration.isFinite(commandTimeout.value) || !Duration.isPositive(commandTimeout.value)) {
+    if (
+      commandTimeout._tag === "None" || !Duration.isFinite(commandTimeout.value) ||
+      !Duration.isPositive(commandTimeout.value)
+    ) {
       return Effect.die(new Error(`Invalid commandTimeout ${String(options.commandTimeout)}: use a positive duration`))
     }
     const store = RedisStore.layer({ prefix, commandTimeout: commandTimeout.value })

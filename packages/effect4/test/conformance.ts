@@ -10,13 +10,13 @@ import * as Effect from "effect/Effect"
 import * as Equal from "effect/Equal"
 import * as Fiber from "effect/Fiber"
 import type * as Layer from "effect/Layer"
-import type * as Scope from "effect/Scope"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
+import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { recordingTracer } from "./support/recordingTracer.js"
 import { Cacheable, CacheKey, CachePolicy, ResponseCache, ResponseCacheMetrics } from "../src/index.js"
+import { recordingTracer } from "./support/recordingTracer.js"
 
 export interface Backend {
   readonly name: string
@@ -133,9 +133,10 @@ export const conformance = (backend: Backend) => {
     test("getOrResolve composes in a pipeline, curried", () =>
       withCache(Effect.gen(function*() {
         const { cacheable } = probe()
-        const values = yield* Effect.forEach([1, 2, 1], (n) => Effect.succeed({ tenant: "a", n }).pipe(
-          Effect.flatMap(ResponseCache.getOrResolve(cacheable))
-        ))
+        const values = yield* Effect.forEach([1, 2, 1], (n) =>
+          Effect.succeed({ tenant: "a", n }).pipe(
+            Effect.flatMap(ResponseCache.getOrResolve(cacheable))
+          ))
         assert.deepStrictEqual(values, [11, 22, 11])
       })))
 
@@ -193,30 +194,35 @@ export const conformance = (backend: Backend) => {
         // (The Effect 3 suite also checks a schema annotated `onExcessProperty: "error"` here: Schema 4 has no such
         // annotation, and this package keys every query by encoding it, with no field memo to get wrong.)
         // A value of the wrong type is no key either, even where an equal-looking one was keyed.
-        const wrongType = yield* Effect.flip(ResponseCache.getOrResolve(byFields, { tenant: "a", n: "1", filter: null }))
+        const wrongType = yield* Effect.flip(
+          ResponseCache.getOrResolve(byFields, { tenant: "a", n: "1", filter: null })
+        )
         assert.strictEqual(wrongType._tag, "SerdeError")
       })))
 
     test("an entry lives for its ttl, shortened by jitter only", () => {
       const prefix = uniqueName("ttl")
-      return withCache(Effect.gen(function*() {
-        const ttlMs = 60_000
-        for (const jitter of [0, 0.5]) {
-          const { cacheable } = probe({ policy: CachePolicy.make({ ttl: ttlMs, jitter }) })
-          yield* backend.expectLifetime({
-            prefix,
-            lookup: lookup(cacheable, { tenant: "a", n: 1 }),
-            entryKey: yield* entryKeyOf(prefix, cacheable, { tenant: "a", n: 1 }),
-            ttlMs,
-            jitter
-          })
-        }
-      }), { prefix })
+      return withCache(
+        Effect.gen(function*() {
+          const ttlMs = 60_000
+          for (const jitter of [0, 0.5]) {
+            const { cacheable } = probe({ policy: CachePolicy.make({ ttl: ttlMs, jitter }) })
+            yield* backend.expectLifetime({
+              prefix,
+              lookup: lookup(cacheable, { tenant: "a", n: 1 }),
+              entryKey: yield* entryKeyOf(prefix, cacheable, { tenant: "a", n: 1 }),
+              ttlMs,
+              jitter
+            })
+          }
+        }),
+        { prefix }
+      )
     })
 
     test("hundreds of concurrent callers share one resolve", () =>
       withCache(Effect.gen(function*() {
-        const { started, gate, resolve } = yield* gated
+        const { gate, resolve, started } = yield* gated
         const { cacheable, state } = probe({ resolve })
         const callers = yield* Effect.forkChild(Effect.forEach(
           Array.from({ length: 300 }, () => ({ tenant: "a", n: 1 })),
@@ -239,7 +245,7 @@ export const conformance = (backend: Backend) => {
 
     test("interrupting the first caller leaves the resolve running for the others", () =>
       withCache(Effect.gen(function*() {
-        const { started, gate, resolve, interrupted } = yield* gated
+        const { gate, interrupted, resolve, started } = yield* gated
         const { cacheable, state } = probe({ resolve })
         const first = yield* Effect.forkChild(lookup(cacheable, { tenant: "a", n: 1 }))
         yield* Deferred.await(started)
@@ -257,7 +263,7 @@ export const conformance = (backend: Backend) => {
 
     test("interrupting a waiter does not disturb the others; interrupting every caller stops the resolve", () =>
       withCache(Effect.gen(function*() {
-        const { started, gate, resolve, interrupted } = yield* gated
+        const { gate, interrupted, resolve, started } = yield* gated
         const { cacheable } = probe({ resolve })
         const first = yield* Effect.forkChild(lookup(cacheable, { tenant: "a", n: 1 }))
         yield* Deferred.await(started)
@@ -278,7 +284,7 @@ export const conformance = (backend: Backend) => {
 
     test("a resolve in flight during invalidateNamespace cannot store; later calls never see its value", () =>
       withCache(Effect.gen(function*() {
-        const { started, gate, resolve } = yield* gated
+        const { gate, resolve, started } = yield* gated
         let gatedRuns = 0
         const { cacheable, state } = probe({
           resolve: (query, run) => ++gatedRuns === 1 ? resolve(query, run) : Effect.succeed(query.n * 10 + run)
@@ -366,28 +372,37 @@ export const conformance = (backend: Backend) => {
 
     for (const strict of [false, true]) {
       test(`a corrupt entry is ${strict ? "a SerdeError in strict mode" : "a miss that heals"}`, () =>
-        withCache(Effect.gen(function*() {
-          const name = uniqueName("shape")
-          // The same name with another response schema: what a deploy that forgot to bump the name looks like.
-          const old = probe({ name, response: Schema.Number })
-          const renamed = Cacheable.make({
-            ...old.cacheable,
-            response: Schema.Struct({ balance: Schema.String }),
-            resolve: () => Effect.succeed({ balance: "10.00" })
-          })
-          yield* lookup(old.cacheable, { tenant: "a", n: 1 })
-          if (strict) {
-            const error = yield* Effect.flip(lookup(renamed, { tenant: "a", n: 1 }))
-            assert.strictEqual(error._tag === "SerdeError" && error.subject, "entry")
-            assert.strictEqual((yield* Effect.flip(ResponseCache.get(renamed, { tenant: "a", n: 1 })))._tag, "SerdeError")
-          } else {
-            assert.deepStrictEqual(yield* ResponseCache.get(renamed, { tenant: "a", n: 1 }), Option.none())
-            assert.deepStrictEqual(yield* Effect.zip(lookup(renamed, { tenant: "a", n: 1 }), lookup(renamed, { tenant: "a", n: 1 })), [
-              { value: { balance: "10.00" }, outcome: "miss" },
-              { value: { balance: "10.00" }, outcome: "hit" }
-            ])
-          }
-        }), { strict }))
+        withCache(
+          Effect.gen(function*() {
+            const name = uniqueName("shape")
+            // The same name with another response schema: what a deploy that forgot to bump the name looks like.
+            const old = probe({ name, response: Schema.Number })
+            const renamed = Cacheable.make({
+              ...old.cacheable,
+              response: Schema.Struct({ balance: Schema.String }),
+              resolve: () => Effect.succeed({ balance: "10.00" })
+            })
+            yield* lookup(old.cacheable, { tenant: "a", n: 1 })
+            if (strict) {
+              const error = yield* Effect.flip(lookup(renamed, { tenant: "a", n: 1 }))
+              assert.strictEqual(error._tag === "SerdeError" && error.subject, "entry")
+              assert.strictEqual(
+                (yield* Effect.flip(ResponseCache.get(renamed, { tenant: "a", n: 1 })))._tag,
+                "SerdeError"
+              )
+            } else {
+              assert.deepStrictEqual(yield* ResponseCache.get(renamed, { tenant: "a", n: 1 }), Option.none())
+              assert.deepStrictEqual(
+                yield* Effect.zip(lookup(renamed, { tenant: "a", n: 1 }), lookup(renamed, { tenant: "a", n: 1 })),
+                [
+                  { value: { balance: "10.00" }, outcome: "miss" },
+                  { value: { balance: "10.00" }, outcome: "hit" }
+                ]
+              )
+            }
+          }),
+          { strict }
+        ))
     }
 
     test("a response that does not encode fails with SerdeError and stores nothing", () =>
@@ -450,7 +465,10 @@ export const conformance = (backend: Backend) => {
           const error = yield* Effect.flip(lookup(cacheable, { tenant: "a", n: 1 }))
           assert.strictEqual(error._tag, "TimeError")
           assert.strictEqual(state.runs, 0)
-          assert.strictEqual((yield* Effect.flip(ResponseCache.set(cacheable, { tenant: "a", n: 1 }, 1)))._tag, "TimeError")
+          assert.strictEqual(
+            (yield* Effect.flip(ResponseCache.set(cacheable, { tenant: "a", n: 1 }, 1)))._tag,
+            "TimeError"
+          )
         }
       })))
 
@@ -580,7 +598,7 @@ export const conformance = (backend: Backend) => {
 
     test("a stale-if-error answer respects an invalidation made while the resolver ran", () =>
       withCache(Effect.gen(function*() {
-        const { started, gate, resolve } = yield* gated
+        const { gate, resolve, started } = yield* gated
         const failure = new LedgerUnavailable({ tenant: "a" })
         const { cacheable } = probe({
           policy: CachePolicy.make({ ttl, staleIfError: window }),

@@ -9,8 +9,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Redis } from "ioredis"
 import { type ChildProcess, spawn } from "node:child_process"
-import { fileURLToPath } from "node:url"
 import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
 import { uniqueName } from "./conformance.js"
 
 const url = inject("redisUrl")
@@ -57,7 +57,10 @@ const startWorker = (script: string, cwd: string, prefix: string) =>
         Effect.promise(() =>
           new Promise<A>((resolve, reject) => {
             const id = nextId++
-            pending.set(id, (reply) => reply.error === undefined ? resolve(reply.result as A) : reject(new Error(reply.error)))
+            pending.set(
+              id,
+              (reply) => reply.error === undefined ? resolve(reply.result as A) : reject(new Error(reply.error))
+            )
             child.stdin!.write(JSON.stringify({ id, n: 0, ...command }) + "\n")
           })
         )
@@ -97,8 +100,16 @@ const WorkersLive = Layer.effect(
 /** A test in a tenant of its own, with both workers. */
 const inTenant = <A>(
   f: (workers: {
-    readonly effect3: { readonly send: <B>(command: { readonly op: string; readonly n?: number; readonly callers?: number }) => Effect.Effect<B> }
-    readonly effect4: { readonly send: <B>(command: { readonly op: string; readonly n?: number; readonly callers?: number }) => Effect.Effect<B> }
+    readonly effect3: {
+      readonly send: <B>(
+        command: { readonly op: string; readonly n?: number; readonly callers?: number }
+      ) => Effect.Effect<B>
+    }
+    readonly effect4: {
+      readonly send: <B>(
+        command: { readonly op: string; readonly n?: number; readonly callers?: number }
+      ) => Effect.Effect<B>
+    }
     readonly resolves: Effect.Effect<number>
   }) => Effect.Effect<A>
 ) =>

@@ -62,7 +62,10 @@ describe("memory layer", () => {
       yield* ResponseCache.getOrResolve(byTenant, { tenant: "a", n: 1 })
       yield* ResponseCache.getOrResolve(byTenant, { tenant: "b", n: 1 })
       yield* TestClock.adjust(2000)
-      assert.strictEqual((yield* ResponseCache.getOrResolveWithOutcome(byTenant, { tenant: "a", n: 1 })).outcome, "miss")
+      assert.strictEqual(
+        (yield* ResponseCache.getOrResolveWithOutcome(byTenant, { tenant: "a", n: 1 })).outcome,
+        "miss"
+      )
       assert.strictEqual((yield* ResponseCache.getOrResolveWithOutcome(byTenant, { tenant: "b", n: 1 })).outcome, "hit")
     }).pipe(Effect.provide(ResponseCache.layerMemory())))
 })

@@ -6,8 +6,8 @@
 import { NodeHttpServer } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Layer from "effect/Layer"
 import { HttpClient, HttpRouter } from "effect/http"
+import * as Layer from "effect/Layer"
 import { readFileSync } from "node:fs"
 import { ApiLive } from "../examples/quickstart.js"
 

@@ -1,8 +1,8 @@
 import { NodeRedis } from "@effect/platform-node"
 import { assert, describe, inject, it } from "@effect/vitest"
-import * as Effect from "effect/Effect"
 import * as Config from "effect/Config"
 import * as ConfigProvider from "effect/ConfigProvider"
+import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import { Redis } from "ioredis"
 import { startRedisServer } from "../../../test/support/redisServer.js"
@@ -66,11 +66,14 @@ describe("redis layer (Effect 4)", () => {
         ))
       )
       assert.strictEqual(
-        (yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 }).pipe(Effect.provide(layer))).outcome,
+        (yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 }).pipe(Effect.provide(layer)))
+          .outcome,
         "miss"
       )
       // Written under the configured prefix.
-      const keys = yield* Effect.scoped(Effect.flatMap(inspector, (client) => Effect.promise(() => client.keys(`${prefix}:*`))))
+      const keys = yield* Effect.scoped(
+        Effect.flatMap(inspector, (client) => Effect.promise(() => client.keys(`${prefix}:*`)))
+      )
       assert.strictEqual(keys.length, 3)
     }))
 
@@ -112,7 +115,10 @@ describe("redis layer (Effect 4)", () => {
       yield* Effect.addFinalizer(() => Effect.promise(() => server.stop()))
       const { cacheable } = probe()
       yield* Effect.gen(function*() {
-        assert.strictEqual((yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })).outcome, "miss")
+        assert.strictEqual(
+          (yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })).outcome,
+          "miss"
+        )
         // SIGSTOP: the connection stays open and nothing answers.
         server.process.kill("SIGSTOP")
         const hung = yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })
@@ -144,7 +150,10 @@ describe("redis layer (Effect 4)", () => {
         // Open: the third call fails at once, without reaching the store.
         const open = yield* Effect.flip(ResponseCache.invalidateNamespace("tenant:a:v1"))
         assert.match(open.message, /circuit open/)
-        assert.strictEqual((yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })).outcome, "bypass")
+        assert.strictEqual(
+          (yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })).outcome,
+          "bypass"
+        )
       }).pipe(
         Effect.ensuring(Effect.sync(() => server.process.kill("SIGCONT"))),
         Effect.provide(

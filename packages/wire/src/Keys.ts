@@ -7,8 +7,8 @@
  *                    lookup creates a new token. Processes that still replace it with `SET … XX KEEPTTL` interoperate:
  *                    either way no entry of the old token is current again;
  * - `…:w`            the last generation any entry was written under (so a sweep knows when none is current);
- * - `…:e:<digest>`   an entry, where `<digest>` is the 64-hex BLAKE3 of the cacheable's name and the canonical
- *                    JSON of the query's encoded form;
+ * - `…:e:<digest>`   an entry, where `<digest>` is the 64-hex BLAKE3 of the cacheable's name, its response
+ *                    fingerprint when it has one (see `digest`), and the canonical JSON of the query's encoded form;
  * - `…:l:<digest>`   the cross-process resolve lock of one entry.
  *
  * The namespace is escaped injectively (`%`, braces, glob characters and lone surrogates become `%XX` / `%uXXXX`),

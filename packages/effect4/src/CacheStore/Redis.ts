@@ -124,7 +124,7 @@ export const make = Effect.fnUntraced(function*(options: Options) {
       while (true) {
         const { message } = yield* Queue.take(queue)
         const waiting = listeners.get(message)
-        if (waiting !== undefined) for (const wake of waiting) wake()
+        if (waiting !== undefined) { for (const wake of waiting) wake() }
       }
     }).pipe(
       Effect.scoped,

@@ -9,7 +9,7 @@ import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
+import type * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Metric from "effect/Metric"
 import * as Option from "effect/Option"
@@ -82,7 +82,6 @@ const decodeEntry = <A>(schema: Schema.Codec<A, any, never, never>, payload: str
 const underSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, parent: Tracer.Span | undefined) =>
   parent === undefined ? effect : Effect.withParentSpan(effect, parent)
 
-
 /**
  * Builds the service over a store. The scope is the layer's: resolves shared by several callers, and background
  * refreshes, run in it, so they outlive the caller that started them and stop when the layer does.
@@ -135,8 +134,12 @@ export const make = (
         const value = yield* resolveTimed(cacheable, query)
         const payload = yield* Effect.fromResult(encodeResponse(cacheable.response, value))
         const written = yield* Effect.result(writeEntry(key, generation, payload, policy))
-        if (Result.isSuccess(written)) return { value, outcome: "miss" as const }
-        if (strict) return yield* written.failure
+        if (Result.isSuccess(written)) {
+          return { value, outcome: "miss" as const }
+        }
+        if (strict) {
+          return yield* written.failure
+        }
         yield* storeFailed(written.failure, "writing")
         return { value, outcome: "bypass" as const }
       })
@@ -148,8 +151,12 @@ export const make = (
       generation: string | undefined
     ): Effect.Effect<Option.Option<A>, RedisError> =>
       Effect.map(store.lookup(key, undefined), ({ entry, generation: current }) => {
-        if (entry === undefined || entry.remainingMs <= entry.graceMs) return Option.none()
-        if (generation !== undefined && current !== generation) return Option.none()
+        if (entry === undefined || entry.remainingMs <= entry.graceMs) {
+          return Option.none()
+        }
+        if (generation !== undefined && current !== generation) {
+          return Option.none()
+        }
         return Result.getSuccess(decodeEntry(schema, entry.payload))
       })
 
@@ -180,21 +187,33 @@ export const make = (
         const released = yield* store.listenForRelease(key)
         while (true) {
           const value = yield* freshEntry(cacheable.response, key, generation)
-          if (Option.isSome(value)) return { _tag: "Delivered", value: value.value } as const
-          if (yield* store.acquireLock(key, token, policy.lockMs)) return { _tag: "Acquired" } as const
+          if (Option.isSome(value)) {
+            return { _tag: "Delivered", value: value.value } as const
+          }
+          if (yield* store.acquireLock(key, token, policy.lockMs)) {
+            return { _tag: "Acquired" } as const
+          }
           const remaining = deadline - (yield* Clock.currentTimeMillis)
-          if (remaining <= 0) return { _tag: "TimedOut" } as const
+          if (remaining <= 0) {
+            return { _tag: "TimedOut" } as const
+          }
           yield* Effect.timeoutOption(released, remaining)
         }
       }).pipe(Effect.scoped)
       return Effect.flatMap(Effect.result(store.acquireLock(key, token, policy.lockMs)), (acquired) => {
-        if (Result.isFailure(acquired)) return resolveAndWrite(cacheable, query, key, policy, generation)
-        if (acquired.success) return resolveHolding
+        if (Result.isFailure(acquired)) {
+          return resolveAndWrite(cacheable, query, key, policy, generation)
+        }
+        if (acquired.success) {
+          return resolveHolding
+        }
         return Effect.flatMap(Effect.result(waitForHolder), (waited) => {
           if (Result.isFailure(waited) || waited.success._tag === "TimedOut") {
             return resolveAndWrite(cacheable, query, key, policy, generation)
           }
-          if (waited.success._tag === "Acquired") return resolveHolding
+          if (waited.success._tag === "Acquired") {
+            return resolveHolding
+          }
           return Effect.succeed({ value: waited.success.value, outcome: "coalesced" as const })
         })
       })
@@ -218,13 +237,19 @@ export const make = (
       leader: boolean
     ): Effect.Effect<Answer<A>, E> => {
       const waiting = restore(Deferred.await(flight.deferred as Deferred.Deferred<Answer<A>, E>)).pipe(
-        Effect.ensuring(Effect.sync(() => flight.waiters--)),
+        Effect.ensuring(Effect.sync(() => {
+          flight.waiters--
+        })),
         Effect.onInterrupt(() =>
           Effect.suspend(() => {
             // The last caller to leave takes the resolve down with it; anyone still waiting keeps it going, and
             // a background refresh runs to its end whoever waits.
-            if (flight.waiters > 0 || flight.background || flight.fiber === undefined) return Effect.void
-            if (flights.get(flightKey) === flight) flights.delete(flightKey)
+            if (flight.waiters > 0 || flight.background || flight.fiber === undefined) {
+              return Effect.void
+            }
+            if (flights.get(flightKey) === flight) {
+              flights.delete(flightKey)
+            }
             // Not awaited: the caller that leaves does not wait for the resolver's finalizers.
             return Effect.asVoid(Effect.forkIn(Fiber.interrupt(flight.fiber), scope))
           })
@@ -248,7 +273,9 @@ export const make = (
         if (existing !== undefined) {
           // Counted in the same step as the lookup: a yield between joining and being counted would let the last
           // other waiter, interrupted meanwhile, take the resolve down and leave this caller waiting forever.
-          if (!background) existing.waiters++
+          if (!background) {
+            existing.waiters++
+          }
           return Effect.succeed({ flight: existing, leader: false })
         }
         const flight: Flight = {
@@ -259,7 +286,9 @@ export const make = (
         }
         flights.set(flightKey, flight)
         const land = Effect.sync(() => {
-          if (flights.get(flightKey) === flight) flights.delete(flightKey)
+          if (flights.get(flightKey) === flight) {
+            flights.delete(flightKey)
+          }
         })
         // The flight leaves the map in the step that completes it, so a caller woken by the outcome never sees it
         // still in flight.
@@ -281,7 +310,8 @@ export const make = (
       Effect.uninterruptibleMask((restore) =>
         Effect.flatMap(
           startOrJoin(flightKey, resolve, false),
-          ({ flight, leader }) => awaitFlight<A, E>(flight, flightKey, restore, leader)
+          ({ flight, leader }) =>
+            awaitFlight<A, E>(flight, flightKey, restore, leader)
         )
       )
 
@@ -312,7 +342,9 @@ export const make = (
           return Effect.failCause(cause)
         }
         const decoded = decodeEntry(cacheable.response, entry.payload)
-        if (Result.isFailure(decoded)) return Effect.failCause(cause)
+        if (Result.isFailure(decoded)) {
+          return Effect.failCause(cause)
+        }
         return Effect.as(
           Effect.logWarning("ResponseCache: the resolver failed; serving the entry within staleIfError", cause),
           { value: decoded.success, outcome: entry.remainingMs > entry.graceMs ? "hit" as const : "stale" as const }
@@ -337,7 +369,9 @@ export const make = (
         return Result.succeed(memo.value as A)
       }
       const decoded = decodeEntry(schema, payload)
-      if (Result.isSuccess(decoded)) decodedPayloads.set(key.entry, { schema, payload, value: decoded.success })
+      if (Result.isSuccess(decoded)) {
+        decodedPayloads.set(key.entry, { schema, payload, value: decoded.success })
+      }
       return decoded
     }
 
@@ -352,7 +386,8 @@ export const make = (
         Effect.flatMap((value) =>
           Result.match(encodeResponse(cacheable.response, value), {
             onFailure: Effect.fail,
-            onSuccess: () => Effect.succeed({ value, outcome: "bypass" as const })
+            onSuccess: () =>
+              Effect.succeed({ value, outcome: "bypass" as const })
           })
         )
       )
@@ -403,10 +438,14 @@ export const make = (
     ): Effect.Effect<Answer<A>, E | CacheError, R> =>
       Effect.suspend(() => {
         const policy = CachePolicy.check(Cacheable.policyFor(cacheable, query))
-        if (Result.isFailure(policy)) return Effect.fail(policy.failure)
+        if (Result.isFailure(policy)) {
+          return Effect.fail(policy.failure)
+        }
         const resolved = policy.success
         const key = CacheKey.derive(keysOf(namespace), cacheable, query)
-        if (Result.isFailure(key)) return Effect.fail(key.failure)
+        if (Result.isFailure(key)) {
+          return Effect.fail(key.failure)
+        }
         return Effect.matchEffect(
           store.lookup(
             key.success,
@@ -414,8 +453,10 @@ export const make = (
             resolved.graceMs > 0
           ),
           {
-            onFailure: (error) => bypass(cacheable, query, error, parent),
-            onSuccess: (lookup) => afterLookup(cacheable, query, key.success, resolved, lookup, parent)
+            onFailure: (error) =>
+              bypass(cacheable, query, error, parent),
+            onSuccess: (lookup) =>
+              afterLookup(cacheable, query, key.success, resolved, lookup, parent)
           }
         )
       })
