@@ -14,6 +14,7 @@
  * @since 0.1.0
  */
 import { Keys } from "@ledgerlink/response-cache-wire"
+import * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
 import * as Schema from "effect/Schema"
@@ -41,14 +42,14 @@ export type CacheKey = Keys.CacheKey
 export const checkPrefix: (prefix: string) => string | undefined = Keys.checkPrefix
 
 /**
- * The prefix, or a defect that says why it is unusable.
+ * The prefix, or `ConfigError.InvalidData` at `prefix` saying why it is unusable.
  *
  * @since 0.1.0
  * @category validation
  */
-export const validPrefix = (prefix: string): Effect.Effect<string> => {
+export const validPrefix = (prefix: string): Effect.Effect<string, ConfigError.ConfigError> => {
   const problem = Keys.checkPrefix(prefix)
-  return problem === undefined ? Effect.succeed(prefix) : Effect.dieMessage(problem)
+  return problem === undefined ? Effect.succeed(prefix) : Effect.fail(ConfigError.InvalidData(["prefix"], problem))
 }
 
 /**

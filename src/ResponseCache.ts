@@ -19,8 +19,8 @@
  *
  * @since 0.1.0
  */
-import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import type * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -203,16 +203,17 @@ export interface Options {
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<ResponseCache, never, CacheStore> =>
+export const layer = (options: Options = {}): Layer.Layer<ResponseCache, ConfigError.ConfigError, CacheStore> =>
   Layer.scoped(
     ResponseCache,
     Effect.gen(function*() {
       const prefix = yield* CacheKey.validPrefix(options.prefix ?? "rc")
       const maxEntryBytes = options.maxEntryBytes ?? 1024 * 1024
       if (!(maxEntryBytes === Infinity || (Number.isSafeInteger(maxEntryBytes) && maxEntryBytes >= 1))) {
-        return yield* Effect.dieMessage(
-          `Invalid maxEntryBytes ${maxEntryBytes}: use a whole number of bytes, at least 1, or Infinity`
-        )
+        return yield* Effect.fail(ConfigError.InvalidData(
+          ["maxEntryBytes"],
+          `maxEntryBytes: ${maxEntryBytes} is not usable: use a whole number of bytes, at least 1, or Infinity`
+        ))
       }
       return yield* internal.make(yield* CacheStore, { prefix, strict: options.strict ?? false, maxEntryBytes })
     })
@@ -231,6 +232,26 @@ export interface RedisOptions extends RedisStore.Options, Options {}
 export interface RedisClusterOptions extends RedisStore.ClusterOptions, Options {}
 
 /**
+ * What `layerRedisConfig` reads from `Config` (the store's settings, and `strict`), beside values for the rest.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisConfigOptions extends RedisStore.ConfigOptions {
+  readonly strict?: Config.Config<boolean> | undefined
+}
+
+/**
+ * What `layerRedisClusterConfig` reads from `Config`.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface RedisClusterConfigOptions extends RedisStore.ClusterConfigOptions {
+  readonly strict?: Config.Config<boolean> | undefined
+}
+
+/**
  * @since 0.1.0
  * @category models
  */
@@ -241,26 +262,36 @@ export interface MemoryOptions extends Options {
 
 /**
  * The cache on Redis: `layer` over `CacheStore/Redis`. Building it never fails because Redis is unreachable: the
- * client connects and reconnects in the background, and every command is bounded by `commandTimeout`. The client
- * is closed when the layer's scope ends.
+ * client connects and reconnects in the background, and every command is bounded by `commandTimeout`. An
+ * unusable setting (a URL that does not parse, a database the server does not have, `commandTimeout` ≤ 0, a bad
+ * prefix, an ioredis option the cache must own) fails it with `ConfigError.InvalidData` naming the setting. The
+ * client is closed when the layer's scope ends.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerRedis = (options: RedisOptions = {}): Layer.Layer<ResponseCache> =>
+export const layerRedis = (options: RedisOptions = {}): Layer.Layer<ResponseCache, ConfigError.ConfigError> =>
   Layer.provide(layer(options), RedisStore.layer(options))
 
+/** `strict`, read if given. */
+const readStrict = (strict: Config.Config<boolean> | undefined) =>
+  strict === undefined ? Effect.succeed(undefined) : strict
+
 /**
- * `layerRedis` with its options read from `Config`: the application names the variables, e.g.
- * `{ url: Config.redacted("REDIS_URL") }`.
+ * `layerRedis` with its settings read from `Config`: the application names the variables, e.g.
+ * `{ url: Config.redacted("REDIS_URL"), tls: { ca: Config.string("REDIS_CA_FILE") } }` (TLS files are read when
+ * the layer is built).
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerRedisConfig = (
-  options: Config.Config.Wrap<RedisOptions>
+  options: RedisConfigOptions
 ): Layer.Layer<ResponseCache, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layerRedis))
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const strict = yield* readStrict(options.strict)
+    return layerRedis({ ...(yield* RedisStore.readConfig(options)), strict })
+  }))
 
 /**
  * The cache on a Redis Cluster, with every guarantee of `layerRedis`. A namespace's keys share one hash tag, so
@@ -269,7 +300,9 @@ export const layerRedisConfig = (
  * @since 0.1.0
  * @category layers
  */
-export const layerRedisCluster = (options: RedisClusterOptions): Layer.Layer<ResponseCache> =>
+export const layerRedisCluster = (
+  options: RedisClusterOptions
+): Layer.Layer<ResponseCache, ConfigError.ConfigError> =>
   Layer.provide(layer(options), RedisStore.layerCluster(options))
 
 /**
@@ -279,9 +312,12 @@ export const layerRedisCluster = (options: RedisClusterOptions): Layer.Layer<Res
  * @category layers
  */
 export const layerRedisClusterConfig = (
-  options: Config.Config.Wrap<RedisClusterOptions>
+  options: RedisClusterConfigOptions
 ): Layer.Layer<ResponseCache, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layerRedisCluster))
+  Layer.unwrapEffect(Effect.gen(function*() {
+    const strict = yield* readStrict(options.strict)
+    return layerRedisCluster({ ...(yield* RedisStore.readClusterConfig(options)), strict })
+  }))
 
 /**
  * The cache in process, with the same semantics: entries expire by Effect's `Clock` (so `TestClock` drives them)
@@ -290,5 +326,5 @@ export const layerRedisClusterConfig = (
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<ResponseCache> =>
+export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<ResponseCache, ConfigError.ConfigError> =>
   Layer.provide(layer(options), MemoryStore.layer(options))

@@ -4,6 +4,7 @@
  * redis-server.
  */
 import { assert, describe, inject, it } from "@effect/vitest"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -20,13 +21,13 @@ import { uniqueName } from "./conformance.js"
 const url = inject("redisUrl")
 
 const layers: ReadonlyArray<
-  [string, (options: ResponseCache.MemoryOptions) => Layer.Layer<ResponseCache.ResponseCache>]
+  [string, (options: ResponseCache.MemoryOptions) => Layer.Layer<ResponseCache.ResponseCache, ConfigError.ConfigError>]
 > = [
   ["memory", (options) => ResponseCache.layerMemory(options)],
   ["redis", (options) => ResponseCache.layerRedis({ url, ...options })]
 ]
 
-const build = (layer: Layer.Layer<ResponseCache.ResponseCache>) =>
+const build = (layer: Layer.Layer<ResponseCache.ResponseCache, ConfigError.ConfigError>) =>
   Effect.map(Layer.build(layer), (context) => Context.get(context, ResponseCache.ResponseCache))
 
 const Query = Schema.Struct({ n: Schema.Number })

@@ -1,6 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as Layer from "effect/Layer"
 import * as TestClock from "effect/TestClock"
 import * as MemoryStore from "../src/CacheStore/Memory.js"
@@ -71,14 +70,17 @@ describe("memory layer", () => {
   it.effect("rejects an unusable prefix or capacity when the layer is built", () =>
     Effect.gen(function*() {
       for (
-        const layer of [
-          ResponseCache.layerMemory({ prefix: "has space" }),
-          ResponseCache.layerMemory({ prefix: "{tag}" }),
-          ResponseCache.layerMemory({ capacity: 0 })
-        ]
+        const [layer, setting] of [
+          [ResponseCache.layerMemory({ prefix: "has space" }), "prefix"],
+          [ResponseCache.layerMemory({ prefix: "{tag}" }), "prefix"],
+          [ResponseCache.layerMemory({ capacity: 0 }), "capacity"]
+        ] as const
       ) {
-        const exit = yield* Effect.exit(Effect.provide(ResponseCache.ResponseCache, layer))
-        assert.isTrue(Exit.isFailure(exit) && exit.cause._tag === "Die")
+        // A typed ConfigError at the setting's path, whose message names it: not a defect.
+        const error = yield* Effect.flip(Effect.provide(ResponseCache.ResponseCache, layer))
+        assert.strictEqual(error._op, "InvalidData")
+        assert.deepStrictEqual(error._op === "InvalidData" && error.path, [setting])
+        assert.include(String(error), setting)
       }
     }))
 

@@ -3,6 +3,7 @@
  * per contender, except for the Promise-boundary row, which pays a `runPromise` per call as a non-Effect caller
  * would.
  */
+import type * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as ManagedRuntime from "effect/ManagedRuntime"
@@ -41,7 +42,7 @@ const countingTracer = (counter: { spans: number }) =>
     }))))
 
 interface Options {
-  readonly layer: (env: Env) => Layer.Layer<ResponseCacheTag>
+  readonly layer: (env: Env) => Layer.Layer<ResponseCacheTag, ConfigError.ConfigError>
   /** Extra runtime services (tracer settings) beside the cache. */
   readonly runtimeLayer?: Layer.Layer<never> | undefined
   readonly lockMs?: number | undefined

@@ -6,6 +6,7 @@
  */
 import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
+import * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Stream from "effect/Stream"
@@ -154,13 +155,18 @@ export const make = (options: { readonly capacity: number }): CacheStore.Service
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: { readonly capacity?: number | undefined } = {}): Layer.Layer<CacheStore> =>
+export const layer = (
+  options: { readonly capacity?: number | undefined } = {}
+): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
   Layer.effect(
     CacheStore,
     Effect.suspend(() => {
       const capacity = options.capacity ?? 10_000
       return !Number.isSafeInteger(capacity) || capacity < 1
-        ? Effect.dieMessage(`Invalid capacity ${capacity}: use a whole number of entries, at least 1`)
+        ? Effect.fail(ConfigError.InvalidData(
+          ["capacity"],
+          `capacity: ${capacity} is not usable: use a whole number of entries, at least 1`
+        ))
         : Effect.succeed(make({ capacity }))
     })
   )

@@ -9,8 +9,8 @@
  */
 import { Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
 import calculateSlot from "cluster-key-slot"
-import * as Config from "effect/Config"
-import type * as ConfigError from "effect/ConfigError"
+import type * as Config from "effect/Config"
+import * as ConfigError from "effect/ConfigError"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -18,7 +18,8 @@ import * as Option from "effect/Option"
 import type * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import * as Stream from "effect/Stream"
-import { Cluster, Redis, type RedisOptions } from "ioredis"
+import { Cluster, type ClusterOptions as IORedisClusterOptions, Redis } from "ioredis"
+import { readFile } from "node:fs/promises"
 import { RedisError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import { CacheStore, type Lookup } from "../CacheStore.js"
@@ -469,17 +470,23 @@ export const make = (
   })
 
 /**
+ * ioredis `RedisOptions` (without `replyMapping`), as the `redis` option takes them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type IORedisOptions = RedisClient.RedisOptions
+
+/**
  * @since 0.1.0
  * @category models
  */
 export interface Options {
-  /** Default `redis://127.0.0.1:6379`. */
-  readonly url?: string | Redacted.Redacted | undefined
   /**
-   * ioredis options, merged over what `url` says: `sentinels` + `name`, `tls`, `username`, `password`, `db`, ….
-   * The settings the cache's guarantees rest on (offline queue, command timeout, retries) stay the cache's.
+   * `redis://[user:password@]host[:port][/db]`, or `rediss://…` for TLS; default `redis://127.0.0.1:6379` (none
+   * with `redis.sentinels`: the sentinels say where the primary is).
    */
-  readonly redis?: RedisOptions | undefined
+  readonly url?: string | Redacted.Redacted | undefined
   /** Default `"rc"`; letters, digits and `._:-` only. Must be the `ResponseCache` layer's prefix. */
   readonly prefix?: string | undefined
   /** Bound on every Redis command; default 500 ms. */
@@ -502,6 +509,13 @@ export interface Options {
     readonly ttl: Duration.DurationInput
   } | undefined
   /**
+   * ioredis options, passed through and merged over what `url` says: `tls` (`ca`, `cert`, `key`, `servername`, …),
+   * `sentinels` + `name`, `username`, `password`, `db`, … The settings the cache's guarantees rest on are its own
+   * and refused here: `enableOfflineQueue`, `commandTimeout` (use the option above), `maxRetriesPerRequest`,
+   * `autoResendUnfulfilledCommands`, `retryStrategy`, `keyPrefix` (use `prefix`).
+   */
+  readonly redis?: IORedisOptions | undefined
+  /**
    * Confirmed invalidation (opt-in): `invalidateNamespace` and `purgeNamespace` return only once `WAIT` reports
    * the invalidation on at least `replicas` replicas (of the namespace's shard, on a cluster) within `timeout`, and
    * fail with `RedisError` (operation `"invalidateNamespace"`) otherwise — the invalidation may then not survive a
@@ -517,40 +531,107 @@ export interface Options {
  * @since 0.1.0
  * @category models
  */
-export interface ClusterOptions extends Omit<Options, "url" | "redis"> {
-  /** Some of the cluster's nodes, e.g. `["redis://10.0.0.1:7000"]`; the rest are discovered. */
+export interface ClusterOptions extends Omit<Options, "url"> {
+  /**
+   * Some of the cluster's nodes, e.g. `["redis://10.0.0.1:7000"]`; the rest are discovered. `rediss://` nodes are
+   * connected over TLS (every node, discovered ones included); credentials in the first URL apply to every node.
+   */
   readonly nodes: ReadonlyArray<string | Redacted.Redacted>
+  /** ioredis options for every node connection (`tls`, `username`, `password`, …), checked as for a single server. */
+  readonly redis?: IORedisOptions | undefined
+  /**
+   * ioredis `ClusterOptions`, passed through (`natMap`, `dnsLookup`, `slotsRefreshInterval`, …). `scaleReads`
+   * other than `"master"` is refused: a replica may lag behind an invalidation. Node settings go in `redis`.
+   */
+  readonly cluster?: IORedisClusterOptions | undefined
+}
+
+/**
+ * TLS material read from files when the layer is built (PEM), for the `…Config` layers.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface TlsFiles {
+  /** A CA bundle to trust instead of the system's (a private or self-signed CA). */
+  readonly ca?: Config.Config<string> | undefined
+  /** A client certificate and its key, for servers that require one (mTLS). */
+  readonly cert?: Config.Config<string> | undefined
+  readonly key?: Config.Config<string> | undefined
+  /** The name the server's certificate must carry, when it is not the host connected to. */
+  readonly servername?: Config.Config<string> | undefined
+}
+
+/**
+ * What the `…Config` layers read from `Config`. The rest of the options are given as values beside them.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ConfigOptions {
+  readonly url?: Config.Config<string | Redacted.Redacted> | undefined
+  readonly prefix?: Config.Config<string> | undefined
+  readonly commandTimeout?: Config.Config<Duration.DurationInput> | undefined
+  readonly username?: Config.Config<string> | undefined
+  readonly password?: Config.Config<string | Redacted.Redacted> | undefined
+  /** `host:port` of each sentinel, e.g. `Config.array(Config.string(), "REDIS_SENTINELS")`. */
+  readonly sentinels?: Config.Config<ReadonlyArray<string>> | undefined
+  /** The name the sentinels monitor the primary under. */
+  readonly name?: Config.Config<string> | undefined
+  /** Paths of PEM files; the presence of `tls` turns TLS on. */
+  readonly tls?: TlsFiles | undefined
+  readonly circuitBreaker?: Options["circuitBreaker"]
+  readonly nearCache?: Options["nearCache"]
+  /** Further ioredis options, as values; what the `Config`s above say is merged over them. */
+  readonly redis?: IORedisOptions | undefined
+}
+
+/**
+ * `ConfigOptions` for a cluster: `nodes` instead of `url` and sentinels, and the ioredis `cluster` options.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface ClusterConfigOptions extends Omit<ConfigOptions, "url" | "sentinels" | "name"> {
+  readonly nodes: Config.Config<ReadonlyArray<string | Redacted.Redacted>>
+  readonly cluster?: IORedisClusterOptions | undefined
 }
 
 /** The store over a client: the Redis store, behind a circuit breaker, with the near-cache if asked for. */
-const makeOver = (connect: (commandTimeout: number) => Redis | Cluster, options: Omit<Options, "url">) =>
+const makeOver = (
+  connect: (commandTimeout: number) => Effect.Effect<Redis | Cluster, ConfigError.ConfigError, Scope.Scope>,
+  options: Omit<Options, "url">
+) =>
   Effect.gen(function*() {
     const prefix = yield* CacheKey.validPrefix(options.prefix ?? "rc")
-    const commandTimeout = RedisClient.commandTimeoutMs(options)
+    const commandTimeout = yield* RedisClient.commandTimeoutMs(options)
     const near = options.nearCache
     if (near !== undefined && (!Number.isSafeInteger(near.capacity) || near.capacity < 1)) {
-      return yield* Effect.dieMessage(`Invalid nearCache capacity ${near.capacity}: use a whole number, at least 1`)
+      return yield* RedisClient.invalid(
+        ["nearCache", "capacity"],
+        `${near.capacity} is not usable: use a whole number, at least 1`
+      )
     }
     const confirm = options.confirmInvalidation
     let confirmInvalidation: Confirmation | undefined
     if (confirm !== undefined) {
       const timeoutMs = Math.ceil(Duration.toMillis(Duration.decode(confirm.timeout)))
       if (!Number.isSafeInteger(confirm.replicas) || confirm.replicas < 1) {
-        return yield* Effect.dieMessage(
-          `Invalid confirmInvalidation.replicas ${confirm.replicas}: use a whole number of replicas, at least 1`
+        return yield* RedisClient.invalid(
+          ["confirmInvalidation", "replicas"],
+          `${confirm.replicas} is not usable: use a whole number of replicas, at least 1`
         )
       }
       // WAIT with a timeout of 0 blocks for ever.
       if (!Number.isSafeInteger(timeoutMs) || timeoutMs < 1) {
-        return yield* Effect.dieMessage(
-          `Invalid confirmInvalidation.timeout ${
-            Duration.format(Duration.decode(confirm.timeout))
-          }: use a finite duration of at least 1 ms`
+        return yield* RedisClient.invalid(
+          ["confirmInvalidation", "timeout"],
+          `${Duration.format(Duration.decode(confirm.timeout))} is not usable: use a finite duration of at least 1 ms`
         )
       }
       confirmInvalidation = { replicas: confirm.replicas, timeoutMs }
     }
-    const client = defineScripts(yield* RedisClient.acquire(() => connect(commandTimeout), commandTimeout))
+    const client = defineScripts(yield* connect(commandTimeout))
     const store = yield* make(client, {
       channel: Keys.lockReleasedChannel(prefix),
       subscribeTimeoutMs: Math.max(1000, commandTimeout),
@@ -570,36 +651,114 @@ const makeOver = (connect: (commandTimeout: number) => Redis | Cluster, options:
   })
 
 /**
- * The store on one Redis server. Building it never fails because Redis is unreachable: the client connects and
- * reconnects in the background, and every command is bounded by `commandTimeout`. The client is closed when the
- * layer's scope ends.
+ * The store on one Redis server (or the primary a set of sentinels names). Building it never fails because Redis
+ * is unreachable: the client connects and reconnects in the background, and every command is bounded by
+ * `commandTimeout`. An unusable setting fails it with `ConfigError.InvalidData` at that setting. The client is
+ * closed when the layer's scope ends.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<CacheStore> =>
+export const layer = (options: Options = {}): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
   Layer.scoped(
     CacheStore,
     makeOver(
       (commandTimeout) =>
-        // No auto-pipelining: the store batches the commands of one tick into one write itself, more cheaply.
-        new Redis(RedisClient.reveal(options.url ?? "redis://127.0.0.1:6379"), {
-          // (Spread as a plain object: ioredis 6's overloads do not take its own options type back, `replyMapping`.)
-          ...(options.redis as object | undefined),
-          ...RedisClient.clientOptions(commandTimeout)
-        }),
+        Effect.flatMap(RedisClient.singleOptions(options, commandTimeout), (redisOptions) =>
+          // No auto-pipelining: the store batches the commands of one tick into one write itself, more cheaply.
+          RedisClient.acquire(() => new Redis(redisOptions), {
+            commandTimeout,
+            dbPath: options.redis?.db !== undefined ? ["redis", "db"] : ["url"]
+          })),
       options
     )
   )
 
+/** Reads a PEM file named by a setting; a file that cannot be read is InvalidData at `tls.<field>`. */
+const readPem = (field: string, path: string) =>
+  Effect.tryPromise({
+    try: () => readFile(path, "utf8"),
+    catch: (error) =>
+      ConfigError.InvalidData(["tls", field], `tls.${field}: cannot read ${path}: ${(error as Error).message}`)
+  })
+
+/** The values of the `Config`s of `ConfigOptions`, as `Options`. */
+const fromConfig = (
+  options: Omit<ConfigOptions, "url" | "sentinels" | "name"> & Pick<ConfigOptions, "sentinels" | "name">
+) =>
+  Effect.gen(function*() {
+    const read = <A>(config: Config.Config<A> | undefined) => config === undefined ? Effect.succeed(undefined) : config
+    const redis: Record<string, unknown> = { ...options.redis }
+    const username = yield* read(options.username)
+    if (username !== undefined) redis.username = username
+    const password = yield* read(options.password)
+    if (password !== undefined) redis.password = RedisClient.reveal(password)
+    const name = yield* read(options.name)
+    if (name !== undefined) redis.name = name
+    const sentinels = yield* read(options.sentinels)
+    if (sentinels !== undefined) {
+      redis.sentinels = yield* Effect.forEach(sentinels, (address, i) => {
+        const match = /^\[?([^\]]+?)\]?:(\d{1,5})$/.exec(address.trim())
+        const port = Number(match?.[2])
+        return match === null || port < 1 || port > 65535
+          ? RedisClient.invalid(["sentinels", i], `${JSON.stringify(address)} is not host:port`)
+          : Effect.succeed({ host: match[1]!, port })
+      })
+    }
+    if (options.tls !== undefined) {
+      const tls: Record<string, unknown> = { ...(options.redis?.tls as object | undefined) }
+      for (const field of ["ca", "cert", "key"] as const) {
+        const path = yield* read(options.tls[field])
+        if (path !== undefined) tls[field] = yield* readPem(field, path)
+      }
+      const servername = yield* read(options.tls.servername)
+      if (servername !== undefined) tls.servername = servername
+      redis.tls = tls
+    }
+    return {
+      prefix: yield* read(options.prefix),
+      commandTimeout: yield* read(options.commandTimeout),
+      circuitBreaker: options.circuitBreaker,
+      nearCache: options.nearCache,
+      redis: redis as IORedisOptions
+    }
+  })
+
 /**
- * `layer` with its options read from `Config`.
+ * `layer` with its settings read from `Config` (the application names the variables): the URL, credentials,
+ * sentinels, TLS files, prefix, commandTimeout.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerConfig = (options: Config.Config.Wrap<Options>): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layer))
+export const layerConfig = (options: ConfigOptions): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
+  Layer.unwrapEffect(Effect.map(readConfig(options), layer))
+
+/**
+ * Reads the `Config`s of `ConfigOptions`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const readConfig = (options: ConfigOptions): Effect.Effect<Options, ConfigError.ConfigError> =>
+  Effect.gen(function*() {
+    const url = options.url === undefined ? undefined : yield* options.url
+    return { ...(yield* fromConfig(options)), url }
+  })
+
+/**
+ * Reads the `Config`s of `ClusterConfigOptions`.
+ *
+ * @since 0.1.0
+ * @category constructors
+ */
+export const readClusterConfig = (
+  options: ClusterConfigOptions
+): Effect.Effect<ClusterOptions, ConfigError.ConfigError> =>
+  Effect.gen(function*() {
+    const nodes = yield* options.nodes
+    return { ...(yield* fromConfig(options)), nodes, cluster: options.cluster }
+  })
 
 /**
  * The store on a Redis Cluster, with every guarantee of `layer`. A namespace's keys share one hash tag, so each
@@ -608,43 +767,50 @@ export const layerConfig = (options: Config.Config.Wrap<Options>): Layer.Layer<C
  * @since 0.1.0
  * @category layers
  */
-export const layerCluster = (options: ClusterOptions): Layer.Layer<CacheStore> =>
+export const layerCluster = (options: ClusterOptions): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
   Layer.scoped(
     CacheStore,
     makeOver(
       (commandTimeout) =>
-        new Cluster(options.nodes.map(RedisClient.reveal), {
-          enableOfflineQueue: false,
-          enableAutoPipelining: true,
-          // While a primary is down (until its replica is promoted), ioredis would retry a command every 100 ms
-          // up to 16 times before it reaches any node, so outside `commandTimeout` (1.7 s per call, measured).
-          // Fail at once instead: the breaker and fail-open answer meanwhile, and the next command's MOVED from
-          // a live node points the client at the new primary.
-          retryDelayOnFailover: 0,
-          retryDelayOnClusterDown: 0,
-          // TRYAGAIN (a script whose keys a slot migration has split) is retried with fresh commands, so
-          // commandTimeout does not bound it either: space the (at most 16) retries to fit in commandTimeout,
-          // which gives a migrating batch of keys that long to land.
-          retryDelayOnTryAgain: Math.max(1, Math.floor(commandTimeout / 16)),
-          // A primary that hangs (rather than dies) neither closes its connection nor answers MOVED, so nothing
-          // would tell the client that its replica took over: caching of its slots would stay off until it woke.
-          // Ask the cluster for its slot map every second instead (one CLUSTER SLOTS, skipping a hung node).
-          slotsRefreshInterval: 1000,
-          slotsRefreshTimeout: commandTimeout,
-          clusterRetryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000),
-          redisOptions: RedisClient.clientOptions(commandTimeout)
+        Effect.gen(function*() {
+          const { nodes, redisOptions } = yield* RedisClient.clusterNodes(options, commandTimeout)
+          const own = yield* RedisClient.checkClusterOptions(options.cluster)
+          return yield* RedisClient.acquire(() =>
+            new Cluster(nodes, {
+              enableAutoPipelining: true,
+              // A primary that hangs (rather than dies) neither closes its connection nor answers MOVED, so nothing
+              // would tell the client that its replica took over: caching of its slots would stay off until it
+              // woke. Ask the cluster for its slot map every second instead (one CLUSTER SLOTS, skipping a hung
+              // node).
+              slotsRefreshInterval: 1000,
+              slotsRefreshTimeout: commandTimeout,
+              ...own,
+              enableOfflineQueue: false,
+              // While a primary is down (until its replica is promoted), ioredis would retry a command every 100 ms
+              // up to 16 times before it reaches any node, so outside `commandTimeout` (1.7 s per call, measured).
+              // Fail at once instead: the breaker and fail-open answer meanwhile, and the next command's MOVED
+              // from a live node points the client at the new primary.
+              retryDelayOnFailover: 0,
+              retryDelayOnClusterDown: 0,
+              // TRYAGAIN (a script whose keys a slot migration has split) is retried with fresh commands, so
+              // commandTimeout does not bound it either: space the (at most 16) retries to fit in commandTimeout,
+              // which gives a migrating batch of keys that long to land.
+              retryDelayOnTryAgain: Math.max(1, Math.floor(commandTimeout / 16)),
+              clusterRetryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000),
+              redisOptions
+            }), { commandTimeout })
         }),
       options
     )
   )
 
 /**
- * `layerCluster` with its options read from `Config`.
+ * `layerCluster` with its settings read from `Config`: the nodes, credentials, TLS files, prefix, commandTimeout.
  *
  * @since 0.1.0
  * @category layers
  */
 export const layerClusterConfig = (
-  options: Config.Config.Wrap<ClusterOptions>
+  options: ClusterConfigOptions
 ): Layer.Layer<CacheStore, ConfigError.ConfigError> =>
-  Layer.unwrapEffect(Effect.map(Config.unwrap(options), layerCluster))
+  Layer.unwrapEffect(Effect.map(readClusterConfig(options), layerCluster))

@@ -9,6 +9,7 @@
  * Used by test/failover.test.ts (one run each) and `npm run chaos:failover` (many).
  */
 import calculateSlot from "cluster-key-slot"
+import type * as ConfigError from "effect/ConfigError"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Fiber from "effect/Fiber"
@@ -28,7 +29,10 @@ export type Fault = "kill" | "stop"
 export interface Topology {
   readonly name: string
   /** The cache on this topology; `confirm` adds `confirmInvalidation: { replicas: 1, timeout }`. */
-  readonly layer: (prefix: string, confirm: boolean) => Layer.Layer<ResponseCache.ResponseCache>
+  readonly layer: (
+    prefix: string,
+    confirm: boolean
+  ) => Layer.Layer<ResponseCache.ResponseCache, ConfigError.ConfigError>
   /** Namespaces that live on the primary `fault` breaks. */
   readonly namespaces: ReadonlyArray<string>
   /**

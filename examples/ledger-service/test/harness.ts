@@ -70,7 +70,7 @@ export const steered = <E, R>(inner: Layer.Layer<LedgerRepo, E, R>) =>
   })).pipe(Layer.provide(inner))
 
 /** The cache's backend tag beside a cache layer. */
-export const cacheOf = <A>(name: "memory" | "redis", layer: Layer.Layer<A>) =>
+export const cacheOf = <A, E>(name: "memory" | "redis", layer: Layer.Layer<A, E>) =>
   Layer.merge(layer, Layer.succeed(CacheBackend, { name, location: "test" }))
 
 /** The service on a free port, over `cache` and a steered `ledger`; quiet below warnings. */

@@ -57,7 +57,7 @@ class FailingInvalidations extends Context.Tag("test/service/FailingInvalidation
   { on: boolean; attempts: number }
 >() {}
 
-const failingInvalidations = (inner: Layer.Layer<ResponseCache.ResponseCache>) =>
+const failingInvalidations = <E>(inner: Layer.Layer<ResponseCache.ResponseCache, E>) =>
   Layer.effectContext(Effect.gen(function*() {
     const cache = yield* ResponseCache.ResponseCache
     const failing = { on: false, attempts: 0 }
