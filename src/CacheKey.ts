@@ -17,9 +17,9 @@ import { Keys } from "@ledgerlink/response-cache-wire"
 import * as ConfigError from "effect/ConfigError"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
-import * as Schema from "effect/Schema"
 import type { Cacheable } from "./Cacheable.js"
-import { SerdeError } from "./CacheError.js"
+import type { SerdeError } from "./CacheError.js"
+import * as internal from "./internal/cacheKey.js"
 
 /**
  * @since 0.1.0
@@ -84,17 +84,6 @@ export const canonicalJson = (value: unknown): Either.Either<string, unknown> =>
  */
 export const digest: (name: string, canonicalQuery: string, fingerprint?: string | undefined) => string = Keys.digest
 
-const encoders = new WeakMap<Schema.Schema<any, any, never>, (query: unknown) => Either.Either<unknown, unknown>>()
-
-const encoderFor = (schema: Schema.Schema<any, any, never>) => {
-  let encode = encoders.get(schema)
-  if (encode === undefined) {
-    encode = Schema.encodeEither(schema) as (query: unknown) => Either.Either<unknown, unknown>
-    encoders.set(schema, encode)
-  }
-  return encode
-}
-
 /**
  * Derives the keys of one query in its namespace: encodes it with the cacheable's query schema (`SerdeError` with
  * subject `query` when it does not encode), then digests its canonical JSON.
@@ -106,22 +95,4 @@ export const make = <Q, A, E, R>(
   namespace: NamespaceKeys,
   cacheable: Cacheable<Q, A, E, R>,
   query: Q
-): Effect.Effect<CacheKey, SerdeError> => Effect.suspend(() => unsafeMake(namespace, cacheable, query))
-
-/**
- * `make`, evaluated at once.
- *
- * @since 0.1.0
- * @category keys
- */
-export const unsafeMake = <Q, A, E, R>(
-  namespace: NamespaceKeys,
-  cacheable: Cacheable<Q, A, E, R>,
-  query: Q
-): Either.Either<CacheKey, SerdeError> => {
-  const encoded = encoderFor(cacheable.query)(query)
-  if (Either.isLeft(encoded)) return Either.left(new SerdeError({ subject: "query", cause: encoded.left }))
-  const json = canonicalJson(encoded.right)
-  if (Either.isLeft(json)) return Either.left(new SerdeError({ subject: "query", cause: json.left }))
-  return Either.right(Keys.cacheKey(namespace, digest(cacheable.name, json.right, cacheable.fingerprint)))
-}
+): Effect.Effect<CacheKey, SerdeError> => Effect.suspend(() => internal.unsafeMake(namespace, cacheable, query))

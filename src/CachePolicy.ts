@@ -15,6 +15,7 @@ import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Option from "effect/Option"
 import { TimeError } from "./CacheError.js"
+import { checked } from "./internal/cachePolicy.js"
 
 /**
  * @since 0.1.0
@@ -122,21 +123,6 @@ export const resolve = (policy: CachePolicy): Effect.Effect<Resolved, TimeError>
     checked.set(policy, resolved)
   }
   return resolved
-}
-
-const checked = new WeakMap<CachePolicy, Effect.Effect<Resolved, TimeError>>()
-
-/**
- * The checked policy, if `resolve` has already checked it and found it usable.
- *
- * @since 0.1.0
- * @category validation
- */
-export const resolvedSync = (policy: CachePolicy): Resolved | undefined => {
-  const resolved = checked.get(policy)
-  return resolved !== undefined && Exit.isExit(resolved) && Exit.isSuccess(resolved)
-    ? resolved.value as Resolved
-    : undefined
 }
 
 const check = (policy: CachePolicy): Effect.Effect<Resolved, TimeError> => {

@@ -55,23 +55,30 @@ export declare namespace ResponseCache {
   export interface Service {
     /** The cached response of a query, resolving (once, however many callers ask at a time) on a miss. */
     readonly getOrResolve: {
-      <Q, A, E, R>(cacheable: Cacheable<Q, A, E, R>): (query: Q) => Effect.Effect<A, E | CacheError, R>
-      <Q, A, E, R>(cacheable: Cacheable<Q, A, E, R>, query: Q): Effect.Effect<A, E | CacheError, R>
+      <Q, A, E, R>(cacheable: Cacheable<Q, A, E, R>): (query: NoInfer<Q>) => Effect.Effect<A, E | CacheError, R>
+      <Q, A, E, R>(cacheable: Cacheable<Q, A, E, R>, query: NoInfer<Q>): Effect.Effect<A, E | CacheError, R>
     }
     /** Like `getOrResolve`, also telling what the call ended as (for an `x-cache` header, say). */
     readonly getOrResolveWithOutcome: <Q, A, E, R>(
       cacheable: Cacheable<Q, A, E, R>,
-      query: Q
+      query: NoInfer<Q>
     ) => Effect.Effect<WithOutcome<A>, E | CacheError, R>
     /** The fresh cached response, if there is one; never resolves. */
     readonly get: <Q, A, E, R>(
       cacheable: Cacheable<Q, A, E, R>,
-      query: Q
+      query: NoInfer<Q>
     ) => Effect.Effect<Option.Option<A>, CacheError>
     /** Stores a response as the current one for its query. */
-    readonly set: <Q, A, E, R>(cacheable: Cacheable<Q, A, E, R>, query: Q, value: A) => Effect.Effect<void, CacheError>
+    readonly set: <Q, A, E, R>(
+      cacheable: Cacheable<Q, A, E, R>,
+      query: NoInfer<Q>,
+      value: NoInfer<A>
+    ) => Effect.Effect<void, CacheError>
     /** Removes one entry; best effort against a resolve already in flight elsewhere (use namespaces for that). */
-    readonly invalidate: <Q, A, E, R>(cacheable: Cacheable<Q, A, E, R>, query: Q) => Effect.Effect<void, CacheError>
+    readonly invalidate: <Q, A, E, R>(
+      cacheable: Cacheable<Q, A, E, R>,
+      query: NoInfer<Q>
+    ) => Effect.Effect<void, CacheError>
     /** O(1): the namespace gets a fresh generation, and nothing written before can be read again. */
     readonly invalidateNamespace: (namespace: string) => Effect.Effect<void, CacheError>
     /** Removes, page by page, the entries the namespace's current generation does not count; emits counts. */
@@ -110,8 +117,10 @@ export interface InFlight {
  * @category accessors
  */
 export const getOrResolve: {
-  <Q, A, E, R>(cacheable: Cacheable<Q, A, E, R>): (query: Q) => Effect.Effect<A, E | CacheError, R | ResponseCache>
-  <Q, A, E, R>(cacheable: Cacheable<Q, A, E, R>, query: Q): Effect.Effect<A, E | CacheError, R | ResponseCache>
+  <Q, A, E, R>(
+    cacheable: Cacheable<Q, A, E, R>
+  ): (query: NoInfer<Q>) => Effect.Effect<A, E | CacheError, R | ResponseCache>
+  <Q, A, E, R>(cacheable: Cacheable<Q, A, E, R>, query: NoInfer<Q>): Effect.Effect<A, E | CacheError, R | ResponseCache>
 } = ((...args: [Cacheable<any, any, any, any>, unknown?]) => {
   const run = (query: unknown) => Effect.flatMap(ResponseCache, (cache) => cache.getOrResolve(args[0], query))
   return args.length >= 2 ? run(args[1]) : run
@@ -123,7 +132,7 @@ export const getOrResolve: {
  */
 export const getOrResolveWithOutcome = <Q, A, E, R>(
   cacheable: Cacheable<Q, A, E, R>,
-  query: Q
+  query: NoInfer<Q>
 ): Effect.Effect<WithOutcome<A>, E | CacheError, R | ResponseCache> =>
   Effect.flatMap(ResponseCache, (cache) => cache.getOrResolveWithOutcome(cacheable, query))
 
@@ -133,7 +142,7 @@ export const getOrResolveWithOutcome = <Q, A, E, R>(
  */
 export const get = <Q, A, E, R>(
   cacheable: Cacheable<Q, A, E, R>,
-  query: Q
+  query: NoInfer<Q>
 ): Effect.Effect<Option.Option<A>, CacheError, ResponseCache> =>
   Effect.flatMap(ResponseCache, (cache) => cache.get(cacheable, query))
 
@@ -143,8 +152,8 @@ export const get = <Q, A, E, R>(
  */
 export const set = <Q, A, E, R>(
   cacheable: Cacheable<Q, A, E, R>,
-  query: Q,
-  value: A
+  query: NoInfer<Q>,
+  value: NoInfer<A>
 ): Effect.Effect<void, CacheError, ResponseCache> =>
   Effect.flatMap(ResponseCache, (cache) => cache.set(cacheable, query, value))
 
@@ -154,7 +163,7 @@ export const set = <Q, A, E, R>(
  */
 export const invalidate = <Q, A, E, R>(
   cacheable: Cacheable<Q, A, E, R>,
-  query: Q
+  query: NoInfer<Q>
 ): Effect.Effect<void, CacheError, ResponseCache> =>
   Effect.flatMap(ResponseCache, (cache) => cache.invalidate(cacheable, query))
 

@@ -625,7 +625,13 @@ export const conformance = (backend: Backend) => {
     test("lookups are counted by outcome and cache; resolve time is recorded", () =>
       withCache(Effect.gen(function*() {
         const { cacheable } = probe()
-        const metrics = ResponseCacheMetrics.forCache(cacheable.name)
+        // As a user reads them: the public metrics, tagged by cache and outcome.
+        const lookupsOf = (outcome: string) =>
+          ResponseCacheMetrics.lookups.pipe(Metric.tagged("cache", cacheable.name), Metric.tagged("outcome", outcome))
+        const metrics = {
+          lookups: { hit: lookupsOf("hit"), miss: lookupsOf("miss") },
+          resolveDuration: ResponseCacheMetrics.resolveDuration.pipe(Metric.tagged("cache", cacheable.name))
+        }
         yield* lookup(cacheable, { tenant: "a", n: 1 })
         yield* lookup(cacheable, { tenant: "a", n: 1 })
         yield* lookup(cacheable, { tenant: "a", n: 1 })

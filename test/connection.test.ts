@@ -10,6 +10,7 @@ import * as ConfigProvider from "effect/ConfigProvider"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
+import { Redis } from "ioredis"
 import { fileURLToPath } from "node:url"
 import * as RedisStore from "../src/CacheStore/Redis.js"
 import { CacheStore, ResponseCache } from "../src/index.js"
@@ -269,4 +270,43 @@ describe("CacheStore/Redis", () => {
       )
       assert.strictEqual(Option.some(missing._tag).pipe(Option.getOrThrow), "ConfigError")
     }))
+})
+
+describe("failures that say why", () => {
+  it.live("a wrong password: the server's WRONGPASS is in the RedisError, not only that the stream is closed", () =>
+    Effect.gen(function*() {
+      const server = yield* Effect.acquireRelease(
+        Effect.promise(() => startRedisServer()),
+        (server) => Effect.promise(() => server.stop())
+      )
+      // Set after the start: the start-up check PINGs without a password.
+      yield* Effect.promise(async () => {
+        const admin = new Redis(server.url)
+        await admin.config("SET", "requirepass", "right")
+        admin.disconnect()
+      })
+      const { cacheable } = probe()
+      const layer = ResponseCache.layerRedis({ url: server.url, strict: true, redis: { password: "wrong" } })
+      const error = yield* Effect.flip(
+        ResponseCache.getOrResolve(cacheable, { tenant: "a", n: 1 }).pipe(Effect.provide(layer))
+      )
+      assert.strictEqual(error._tag, "RedisError")
+      assert.match(error.message, /WRONGPASS/)
+    }).pipe(Effect.scoped))
+
+  it.live("TLS without the CA: the certificate error is in the RedisError", () =>
+    Effect.gen(function*() {
+      const certificates = yield* Effect.acquireRelease(Effect.sync(makeCertificates), (c) => Effect.sync(c.remove))
+      const server = yield* Effect.acquireRelease(
+        Effect.promise(() => startRedisServer({ tls: certificates })),
+        (server) => Effect.promise(() => server.stop())
+      )
+      const { cacheable } = probe()
+      const layer = ResponseCache.layerRedis({ url: server.url, strict: true })
+      const error = yield* Effect.flip(
+        ResponseCache.getOrResolve(cacheable, { tenant: "a", n: 1 }).pipe(Effect.provide(layer))
+      )
+      assert.strictEqual(error._tag, "RedisError")
+      assert.match(error.message, /certificate/i)
+    }).pipe(Effect.scoped))
 })

@@ -66,7 +66,7 @@ for (const [name, layerOf] of layers) {
         // `set` does not store it either.
         yield* cache.set(cacheable, { n: 20 }, "x".repeat(2000))
         assert.strictEqual((yield* cache.getOrResolveWithOutcome(cacheable, { n: 20 })).outcome, "miss")
-        const counted = yield* Metric.value(ResponseCacheMetrics.forCache(cacheable.name).oversize)
+        const counted = yield* Metric.value(ResponseCacheMetrics.oversize.pipe(Metric.tagged("cache", cacheable.name)))
         assert.strictEqual(counted.count, 5)
         const oversize = warnings.filter((w) => /larger than maxEntryBytes/.test(w))
         assert.strictEqual(oversize.length, 1)

@@ -271,8 +271,16 @@ const within = <A>(promise: Promise<A>, ms: number): Promise<A> =>
     )
   })
 
-const callUncorked = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, RedisError> =>
-  Effect.tryPromise({ try: run, catch: (cause) => new RedisError({ operation, cause }) })
+const callUncorked = <A>(
+  operation: string,
+  run: () => Promise<A>,
+  client?: Redis | Cluster
+): Effect.Effect<A, RedisError> =>
+  Effect.tryPromise({
+    try: run,
+    catch: (cause) =>
+      new RedisError({ operation, cause: client === undefined ? cause : RedisClient.explain(client, cause) })
+  })
 
 /**
  * The store over a client. `channel` carries lock releases; its subscriber connection is opened the first time a
@@ -331,7 +339,7 @@ export const make = (
       callUncorked(operation, () => {
         corkForTick()
         return run()
-      })
+      }, client)
 
     const ensureSubscribed = call("subscribe", () => {
       if (subscriber === undefined) {
@@ -384,7 +392,8 @@ export const make = (
           reply.then(([generation, value]) => {
             const found = Envelope.fromMget(generation, value)
             resume(found === undefined ? scripted() : Effect.succeed(found))
-          }, (cause) => resume(Effect.fail(new RedisError({ operation: "lookup", cause }))))
+          }, (cause) =>
+            resume(Effect.fail(new RedisError({ operation: "lookup", cause: RedisClient.explain(client, cause) }))))
         })
       },
 
@@ -400,10 +409,12 @@ export const make = (
               Envelope.body(write.graceMs, write.payload),
               write.ttlMs
             )),
-          (stored) => stored === 1
+          (stored) =>
+            stored === 1
         ),
 
-      remove: (key) => Effect.asVoid(call("unlink", () => client.unlink(key.entry))),
+      remove: (key) =>
+        Effect.asVoid(call("unlink", () => client.unlink(key.entry))),
 
       // DEL, not a SET of a new token: Redis accepts it even when it is full and refuses writes (noeviction), so
       // an invalidation is never lost to OOM. The next lookup creates a new unique token, which no entry carries.

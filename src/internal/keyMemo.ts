@@ -8,6 +8,7 @@ import * as Either from "effect/Either"
 import type * as Cacheable from "../Cacheable.js"
 import type { SerdeError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
+import * as CacheKeyInternal from "./cacheKey.js"
 import { KeysByFields } from "./keysByFields.js"
 
 export class KeyMemo {
@@ -44,7 +45,7 @@ export class KeyMemo {
         return Either.right(memo.key)
       }
     }
-    const key = CacheKey.unsafeMake(this.namespaceKeys(namespace), cacheable, query)
+    const key = CacheKeyInternal.unsafeMake(this.namespaceKeys(namespace), cacheable, query)
     if (Either.isRight(key)) {
       if (byFields !== null) byFields.set(query, key.right)
       else if (byIdentity) this.keysOfQueries.set(query, { cacheable, key: key.right })

@@ -15,7 +15,7 @@ import * as Metric from "effect/Metric"
 import * as Tracer from "effect/Tracer"
 import type * as Cacheable from "../Cacheable.js"
 import type * as ResponseCache from "../ResponseCache.js"
-import * as Metrics from "../ResponseCacheMetrics.js"
+import * as Metrics from "./metrics.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>
 

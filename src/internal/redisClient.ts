@@ -235,6 +235,24 @@ export const clusterNodes = (
     }
   })
 
+/** The last connection failure of each client (socket, TLS handshake, AUTH refused, …), while it is not ready. */
+const connectionErrors = new WeakMap<object, Error>()
+
+/** What a failed command says when it only knows that the connection is not usable. */
+const connectionDown =
+  /Stream isn't writeable|Connection is closed|None of startup nodes|Connection timed out|enableOfflineQueue/i
+
+/**
+ * A failed command's cause. When the command only says that the connection is down, the connection's own last
+ * failure (WRONGPASS, a TLS error, ECONNREFUSED, …) becomes the cause, with the command's words after it: ioredis
+ * reports that reason on its 'error' events only, never on the commands it turns away.
+ */
+export const explain = (client: object, cause: unknown): unknown => {
+  const reason = connectionErrors.get(client)
+  if (reason === undefined || !(cause instanceof Error) || !connectionDown.test(cause.message)) return cause
+  return new Error(`${reason.message} (${cause.message})`, { cause: reason })
+}
+
 /**
  * A client for the cache, closed with the scope by a release that cannot hang. Building waits until the client is
  * ready for at most `commandTimeout`, or not at all: the layer must build while Redis is down.
@@ -252,7 +270,14 @@ export const acquire = <C extends Redis | Cluster>(
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const client = connect()
+        const remember = (error: Error) => {
+          if (error instanceof Error) connectionErrors.set(client, error)
+        }
+        client.on("ready", () => connectionErrors.delete(client))
+        // A cluster reports a node's connection failures as "node error", its own as "error".
+        client.on("node error", remember)
         client.on("error", (error: Error) => {
+          remember(error)
           if (/DB index is out of range/i.test(error?.message ?? "")) {
             refusedDb = error
             client.disconnect()

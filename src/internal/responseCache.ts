@@ -41,9 +41,10 @@ import * as CacheKey from "../CacheKey.js"
 import * as CachePolicy from "../CachePolicy.js"
 import type { CacheStore, Lookup } from "../CacheStore.js"
 import type * as ResponseCache from "../ResponseCache.js"
-import * as Metrics from "../ResponseCacheMetrics.js"
+import { resolvedSync } from "./cachePolicy.js"
 import * as Freshness from "./freshness.js"
 import { KeyMemo } from "./keyMemo.js"
+import * as Metrics from "./metrics.js"
 import * as Outcomes from "./outcomes.js"
 import * as Resolve from "./resolve.js"
 import { decodeEntry, DecodeMemo, encodeResponse } from "./serde.js"
@@ -62,7 +63,7 @@ const withPolicy = <A, E, R>(
   policy: CachePolicy.CachePolicy,
   f: (policy: CachePolicy.Resolved) => Effect.Effect<A, E, R>
 ): Effect.Effect<A, E | CacheError, R> => {
-  const resolved = CachePolicy.resolvedSync(policy)
+  const resolved = resolvedSync(policy)
   return resolved !== undefined ? f(resolved) : Effect.flatMap(CachePolicy.resolve(policy), f)
 }
 
@@ -138,7 +139,7 @@ export const make = (
       query: Q,
       namespace: string
     ): Result<A> | undefined => {
-      if (CachePolicy.resolvedSync(Cacheable.policyFor(cacheable, query)) === undefined) return undefined
+      if (resolvedSync(Cacheable.policyFor(cacheable, query)) === undefined) return undefined
       const key = keys.keyOf(cacheable, query, namespace)
       if (Either.isLeft(key)) return undefined
       const now = Context.get(fiber.getFiberRef(DefaultServices.currentServices), Clock.Clock).unsafeCurrentTimeMillis()
