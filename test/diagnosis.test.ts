@@ -318,3 +318,8 @@ describe("the real reason in the error, in one warning, and in health", () => {
       )
   )
 })
+
+it.effect("the memory layer is always healthy", () =>
+  Effect.gen(function*() {
+    assert.deepStrictEqual(yield* ResponseCache.health, { status: "ok" })
+  }).pipe(Effect.provide(ResponseCache.layerMemory())))

@@ -65,7 +65,13 @@ interface State {
 const countFormat = new Intl.NumberFormat("en-US")
 
 /** A warnings instance whose log lines go to the loggers (and whose time is the Clock) of the fiber that makes it. */
-export const make: Effect.Effect<Warnings> = Effect.map(Effect.runtime<never>(), (runtime) => {
+export const make: Effect.Effect<Warnings> = Effect.map(Effect.runtime<never>(), (runtime) => unsafeMake(runtime))
+
+/**
+ * A warnings instance: `warn` logs in the fiber that reports, `warnNow` and `logNow` on `runtime` (by default
+ * Effect's default runtime).
+ */
+export const unsafeMake = (runtime: Runtime.Runtime<never> = Runtime.defaultRuntime): Warnings => {
   const states = new Map<string, State>()
   // The latest failure seen (notices and oversize responses are no failures).
   let latest: State | undefined
@@ -113,7 +119,7 @@ export const make: Effect.Effect<Warnings> = Effect.map(Effect.runtime<never>(),
         ? undefined
         : { message: latest.message, reason: latest.reason, at: latest.lastSeen, calls: latest.calls })
   }
-})
+}
 
 /** Marks an error as "the connection is down, and this is why" (see `RedisClient.explain`). */
 export const connectionFailure: unique symbol = Symbol.for("@ledgerlink/response-cache/connectionFailure")
@@ -197,9 +203,12 @@ export const attach = <S extends object>(store: S, warnings: Warnings): S => {
   return store
 }
 
-/** The warnings instance a store reports into, or a new one for a store without. */
-export const ofStore = (store: object): Effect.Effect<Warnings> =>
-  Effect.suspend(() => {
-    const warnings = ofStore_.get(store)
-    return warnings === undefined ? make : Effect.succeed(warnings)
-  })
+/** The warnings instance a store reports into; for a store without one, one of its own, made now. */
+export const forStore = (store: object): Warnings => {
+  let warnings = ofStore_.get(store)
+  if (warnings === undefined) {
+    warnings = unsafeMake()
+    ofStore_.set(store, warnings)
+  }
+  return warnings
+}
