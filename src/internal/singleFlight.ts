@@ -130,8 +130,10 @@ export const make = (scope: Scope.Scope): Effect.Effect<SingleFlight> => {
     }
     flights.set(flightKey, flight)
     const run = Effect.interruptible(
-      Effect.onExit(resolve(), (exit) =>
-        Effect.sync(() => complete(flightKey, flight, exit as Exit.Exit<Result<unknown>, unknown>)))
+      Effect.onExit(
+        resolve(),
+        (exit) => Effect.sync(() => complete(flightKey, flight, exit as Exit.Exit<Result<unknown>, unknown>))
+      )
     )
     return Effect.map(Effect.forkDaemon(run), (fiber) => {
       flight.fiber = fiber
