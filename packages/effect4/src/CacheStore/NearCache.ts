@@ -189,6 +189,10 @@ export const make = Effect.fnUntraced(function*(
             return lookup
           }))
       }),
+    // A write replaces what this process may hold near (a miss's resolve overwriting an entry that did not decode,
+    // say): dropped here at once. Other processes hear of a `set` (no expected generation); a resolve's write
+    // under the generation it read only replaces an entry that had expired — their near copy never outlives that —
+    // or one that did not decode for the writer.
     write: (key, write) =>
       Effect.tap(store.write(key, write), () =>
         write.expected === undefined
@@ -196,7 +200,7 @@ export const make = Effect.fnUntraced(function*(
             Effect.sync(() => drop(key.entry)),
             publish(Keys.nearMessage({ _tag: "Entry", entry: key.entry }))
           )
-          : Effect.void),
+          : Effect.sync(() => drop(key.entry))),
     remove: (key) =>
       Effect.andThen(
         store.remove(key),
