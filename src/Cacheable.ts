@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import { Keys } from "@ledgerlink/response-cache-wire"
 import type * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import type { CachePolicy } from "./CachePolicy.js"
@@ -59,7 +60,7 @@ export const make = <Q, QI, A, AI, E = never, R = never>(options: {
       ? Fingerprint.ofSchema(options.response)
       : responseVersion === undefined
       ? undefined
-      : `v:${responseVersion}`
+      : Keys.versionFingerprint(responseVersion)
   }
 }
 

@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
+import { Commands, Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
 import calculateSlot from "cluster-key-slot"
 import type * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
@@ -223,19 +223,18 @@ const confirmedInvalidations = (
     }
     return connection
   }
-  const dropOn = async (node: Redis, generation: string): Promise<void> => {
+  const dropOn = async (node: Redis, namespace: CacheKey.NamespaceKeys): Promise<void> => {
     const connection = connectionTo(node)
     try {
-      const replies = await connection.pipeline().del(generation).wait(confirm.replicas, confirm.timeoutMs).exec()
+      const replies = await connection.pipeline()
+        .call(...Commands.invalidate(namespace))
+        .call(...Commands.confirm(confirm.replicas, confirm.timeoutMs))
+        .exec()
       const [[deleteError], [waitError, acknowledged]] = replies as [[Error | null], [Error | null, number]]
       if (deleteError !== null) throw deleteError
       if (waitError !== null) throw waitError
-      if (acknowledged < confirm.replicas) {
-        throw new Error(
-          `WAIT ${confirm.replicas} ${confirm.timeoutMs}: ${acknowledged} of ${confirm.replicas} replicas acknowledged ` +
-            `the invalidation in time; it may not survive a failover`
-        )
-      }
+      const unconfirmed = Commands.unconfirmed(confirm.replicas, confirm.timeoutMs, acknowledged)
+      if (unconfirmed !== undefined) throw new Error(unconfirmed)
     } catch (error) {
       // The connection may be stuck behind a WAIT, on a hung primary or on one demoted since: start afresh.
       if (!(error instanceof Error && error.message.startsWith("WAIT "))) {
@@ -246,11 +245,13 @@ const confirmedInvalidations = (
     }
   }
   return {
-    drop: (generation: string): Promise<void> =>
-      isCluster(client)
+    drop: (namespace: CacheKey.NamespaceKeys): Promise<void> => {
+      const { generation } = namespace
+      return isCluster(client)
         ? (client.slots[calculateSlot(generation)] === undefined ? client.exists(generation) : Promise.resolve(0))
-          .then(() => atSlotOwner(client, generation, (node) => dropOn(node, generation)))
-        : dropOn(client, generation),
+          .then(() => atSlotOwner(client, generation, (node) => dropOn(node, namespace)))
+        : dropOn(client, namespace)
+    },
     close: () => {
       for (const connection of connections.values()) connection.disconnect()
       connections.clear()
@@ -433,12 +434,12 @@ export const make = (
       remove: (key) =>
         Effect.asVoid(call("unlink", () => client.unlink(key.entry))),
 
-      // DEL, not a SET of a new token: Redis accepts it even when it is full and refuses writes (noeviction), so
-      // an invalidation is never lost to OOM. The next lookup creates a new unique token, which no entry carries.
+      // The wire package's invalidation (a DEL of the generation, which Redis accepts even when it is full and
+      // refuses writes, noeviction), shared with the Effect 4 package. The next lookup creates a new unique token.
       dropGeneration: (namespace) =>
         confirmed === undefined
-          ? Effect.asVoid(call("invalidateNamespace", () => client.del(namespace.generation)))
-          : callUncorked("invalidateNamespace", () => confirmed.drop(namespace.generation)),
+          ? Effect.asVoid(call("invalidateNamespace", () => client.call(...Commands.invalidate(namespace))))
+          : callUncorked("invalidateNamespace", () => confirmed.drop(namespace)),
 
       sweep: (namespace) =>
         Stream.paginateEffect({ cursor: "0", node: undefined } as SweepCursor, (page) =>

@@ -7,6 +7,7 @@
  * its value under the new generation. Reads made after a resolve (the lock holder's, the lock waiter's,
  * stale-if-error's) read the store again and check the generation, rather than trust what was read before.
  */
+import { Envelope } from "@ledgerlink/response-cache-wire"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
@@ -73,10 +74,8 @@ export interface Resolver {
   readonly fits: (cacheable: Cacheable.Cacheable<any, any, any, any>, payload: string) => Effect.Effect<boolean>
 }
 
-/** The UTF-8 size of `payload` is over `max`; measured only when its length leaves it open. */
-const oversize = (payload: string, max: number): boolean =>
-  // A UTF-16 unit is 1 to 3 UTF-8 bytes (a surrogate pair, two units, is 4).
-  payload.length > max || (payload.length * 3 > max && Buffer.byteLength(payload, "utf8") > max)
+/** The UTF-8 size of `payload` is over `max`: the wire package's measure, shared with the Effect 4 package. */
+const oversize = Envelope.exceeds
 
 export const make = (
   store: CacheStore.Service,

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import { Keys } from "@ledgerlink/response-cache-wire"
 import type * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import type { CachePolicy } from "./CachePolicy.js"
@@ -23,6 +24,11 @@ export interface Cacheable<in out Q, in out A, out E = never, out R = never> {
   readonly namespace: (query: Q) => string
   readonly policy: CachePolicy | ((query: Q) => CachePolicy)
   readonly resolve: (query: Q) => Effect.Effect<A, E, R>
+  /**
+   * Which response schema entries are written under, folded into every key digest (see `responseVersion` on
+   * `make`); undefined: none, the keys of earlier versions.
+   */
+  readonly fingerprint?: string | undefined
 }
 
 /**
@@ -36,7 +42,24 @@ export const make = <Q, QI, A, AI, E = never, R = never>(options: {
   readonly namespace: (query: Q) => string
   readonly policy: CachePolicy | ((query: Q) => CachePolicy)
   readonly resolve: (query: Q) => Effect.Effect<A, E, R>
-}): Cacheable<Q, A, E, R> => ({ ...options })
+  /**
+   * A version of the response schema that you bump yourself when its encoded form changes (opt-in): part of every
+   * key digest, so an entry written under another version has another key — a miss, in every mode (never a
+   * `SerdeError`), and never overwritten by the other version's processes during a rolling deploy (it expires by
+   * its ttl). The digest is the wire package's, computed as the Effect 3 package computes it for the same string,
+   * so the two packages share entries for one version. Unset: the keys of earlier versions.
+   *
+   * (The Effect 3 package also takes `true`, a fingerprint of its Schema 3 AST; Schema 4's AST is another, so a
+   * fingerprint of it could not be promised equal across the packages: the string is the portable form.)
+   */
+  readonly responseVersion?: string | undefined
+}): Cacheable<Q, A, E, R> => {
+  const { responseVersion, ...rest } = options
+  return {
+    ...rest,
+    fingerprint: responseVersion === undefined ? undefined : Keys.versionFingerprint(responseVersion)
+  }
+}
 
 /**
  * The policy that applies to one query.

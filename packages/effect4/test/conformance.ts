@@ -4,6 +4,7 @@
  * unchanged against every backend.
  */
 import { assert, describe, it } from "@effect/vitest"
+import type * as Config from "effect/Config"
 import * as Data from "effect/Data"
 import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
@@ -22,7 +23,8 @@ export interface Backend {
   readonly name: string
   /** A fresh, isolated cache (its own prefix on a shared Redis; its own store in memory). */
   readonly layer: (options: { readonly prefix: string; readonly strict?: boolean }) => Layer.Layer<
-    ResponseCache.ResponseCache
+    ResponseCache.ResponseCache,
+    Config.ConfigError
   >
   /** Redis time is Redis's own: those tests run on the live clock. The memory layer runs under TestClock. */
   readonly live: boolean

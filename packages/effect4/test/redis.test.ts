@@ -124,7 +124,7 @@ describe("redis layer (Effect 4)", () => {
         const hung = yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })
         assert.deepStrictEqual(hung, { value: 12, outcome: "bypass" })
         const error = yield* Effect.flip(ResponseCache.invalidateNamespace("tenant:a:v1"))
-        assert.strictEqual(error._tag === "RedisError" && error.operation, "renew generation")
+        assert.strictEqual(error._tag === "RedisError" && error.operation, "invalidateNamespace")
       }).pipe(
         // Woken before the layer closes: node-redis' close waits for the commands in flight.
         Effect.ensuring(Effect.sync(() => server.process.kill("SIGCONT"))),

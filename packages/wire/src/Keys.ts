@@ -169,6 +169,15 @@ export const digest = (name: string, canonicalQuery: string, fingerprint?: strin
   return hex
 }
 
+/**
+ * The fingerprint of an explicit response version (`responseVersion: "<version>"` in either package): `v:` and
+ * the version, so it can never equal a schema fingerprint (`s1:…`) whatever the string.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const versionFingerprint = (version: string): string => `v:${version}`
+
 // BLAKE3 of a ~90-byte query costs a few µs: hot queries are digested once.
 const digests = new BoundedMap<string, string>(10_000)
 

@@ -15,22 +15,41 @@ import { Cacheable, CachePolicy, ResponseCache } from "../../src/index.js"
 const [url, prefix] = process.argv.slice(2) as [string, string]
 const counter = new Redis(url)
 
-const balance = Cacheable.make({
-  name: "interop.balance.v1",
+const balanceOf = (responseVersion?: string) =>
+  Cacheable.make({
+    name: "interop.balance.v1",
+    query: Schema.Struct({ tenant: Schema.String, n: Schema.Number }),
+    response: Schema.Struct({ by: Schema.String, n: Schema.Number }),
+    namespace: (query) => `tenant:${query.tenant}:v1`,
+    policy: CachePolicy.make({ ttl: "1 minute", lock: "5 seconds" }),
+    resolve: (query) =>
+      Effect.promise(() => counter.incr(`${prefix}:resolves:${query.tenant}`)).pipe(
+        Effect.andThen(Effect.sleep("200 millis")),
+        Effect.as({ by: "effect4", n: query.n })
+      ),
+    ...(responseVersion === undefined ? {} : { responseVersion })
+  })
+const balance = balanceOf()
+
+// The same cacheable with an explicit response version: its entries have keys of their own, shared by both packages.
+const versioned = balanceOf("2")
+
+// Responses of n "é" (2n + 2 bytes of JSON): over the workers' maxEntryBytes (200) from n = 100 on.
+const big = Cacheable.make({
+  name: "interop.big.v1",
   query: Schema.Struct({ tenant: Schema.String, n: Schema.Number }),
-  response: Schema.Struct({ by: Schema.String, n: Schema.Number }),
+  response: Schema.String,
   namespace: (query) => `tenant:${query.tenant}:v1`,
-  policy: CachePolicy.make({ ttl: "1 minute", lock: "5 seconds" }),
+  policy: CachePolicy.make({ ttl: "1 minute" }),
   resolve: (query) =>
     Effect.promise(() => counter.incr(`${prefix}:resolves:${query.tenant}`)).pipe(
-      Effect.andThen(Effect.sleep("200 millis")),
-      Effect.as({ by: "effect4", n: query.n })
+      Effect.as("é".repeat(query.n))
     )
 })
 
 interface Command {
   readonly id: number
-  readonly op: "get" | "invalidate" | "stampede"
+  readonly op: "get" | "versioned" | "big" | "invalidate" | "stampede"
   readonly tenant: string
   readonly n: number
   readonly callers?: number
@@ -44,6 +63,16 @@ const run = (command: Command): Effect.Effect<unknown, unknown, ResponseCache.Re
   switch (command.op) {
     case "get":
       return lookup
+    case "versioned":
+      return Effect.map(
+        ResponseCache.getOrResolveWithOutcome(versioned, { tenant: command.tenant, n: command.n }),
+        ({ outcome, value }) => ({ by: value.by, outcome })
+      )
+    case "big":
+      return Effect.map(
+        ResponseCache.getOrResolveWithOutcome(big, { tenant: command.tenant, n: command.n }),
+        ({ outcome, value }) => ({ length: value.length, outcome })
+      )
     case "invalidate":
       return ResponseCache.invalidateNamespace(`tenant:${command.tenant}:v1`)
     case "stampede":
@@ -52,7 +81,9 @@ const run = (command: Command): Effect.Effect<unknown, unknown, ResponseCache.Re
 }
 
 const runtime = ManagedRuntime.make(
-  ResponseCache.layerRedis({ prefix, commandTimeout: 2000 }).pipe(Layer.provide(Layer.orDie(NodeRedis.layer({ url }))))
+  ResponseCache.layerRedis({ prefix, commandTimeout: 2000, maxEntryBytes: 200 }).pipe(
+    Layer.provide(Layer.orDie(NodeRedis.layer({ url })))
+  )
 )
 await runtime.runPromise(ResponseCache.ResponseCache.useSync(() => undefined))
 process.stdout.write("ready\n")
