@@ -17,6 +17,7 @@ import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
 import type * as ResponseCache from "../ResponseCache.js"
+import * as Warnings from "./warnings.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>
 
@@ -63,7 +64,7 @@ const coalesced = (exit: Exit.Exit<Result<unknown>, unknown>): Exit.Exit<Result<
  * gets one finalizer that interrupts those still running: a fork into the scope itself (`forkIn`) would open and
  * close a child scope for every miss.
  */
-export const make = (scope: Scope.Scope): Effect.Effect<SingleFlight> => {
+export const make = (scope: Scope.Scope, warnings: Warnings.Warnings): Effect.Effect<SingleFlight> => {
   const flights = new Map<string, Flight>()
   const interruptAll = Effect.suspend(() => {
     const running: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
@@ -148,6 +149,18 @@ export const make = (scope: Scope.Scope): Effect.Effect<SingleFlight> => {
       else flight.leader = resume
     })
 
+  /** One warning per distinct failure per minute, with the count of refreshes it affected. */
+  const refreshFailed = (cause: Cause.Cause<unknown>) => {
+    const failure = Cause.squash(cause)
+    const { reason } = Warnings.causeOf(failure)
+    return warnings.warn({
+      key: `refresh|${Warnings.describe(reason).replace(/\d+/g, "#").slice(0, 200)}`,
+      message: `ResponseCache: a background refresh failed (${Warnings.describe(reason)}); the stale entry stays`,
+      calls: 1,
+      annotations: { cause: Warnings.describe(reason) }
+    })
+  }
+
   const shared = <A, E, R>(
     flightKey: string,
     resolve: () => Effect.Effect<Result<A>, E, R>
@@ -187,9 +200,7 @@ export const make = (scope: Scope.Scope): Effect.Effect<SingleFlight> => {
           flightKey,
           () =>
             Effect.tapErrorCause(resolve(), (cause) =>
-              Cause.isInterruptedOnly(cause)
-                ? Effect.void
-                : Effect.logWarning("ResponseCache: a background refresh failed; the stale entry stays", cause)),
+              Cause.isInterruptedOnly(cause) ? Effect.void : refreshFailed(cause)),
           true
         ))
       )),
