@@ -170,6 +170,13 @@ describe("nothing of ioredis's reaches the console: it goes through Effect's log
     ))
 })
 
+/** Waits, yielding, until `resolves` resolves are in flight in `cache`. */
+const inFlightResolves = (cache: ResponseCache.ResponseCache.Service, resolves: number) =>
+  cache.inFlight.pipe(
+    Effect.zipLeft(Effect.sleep("5 millis")),
+    Effect.repeat({ until: (inFlight) => inFlight.resolves >= resolves })
+  )
+
 /** Calls of a cache that is refused: `get` surfaces the RedisError, `getOrResolve` answers from the resolver. */
 const refusedCalls = (cache: ResponseCache.ResponseCache.Service, calls: number) =>
   Effect.gen(function*() {
@@ -309,7 +316,10 @@ describe("the real reason in the error, in one warning, and in health", () => {
           const first = yield* Effect.fork(a.getOrResolveWithOutcome(locked.cacheable, lq))
           yield* Deferred.await(started)
           const second = yield* Effect.fork(b.getOrResolveWithOutcome(locked.cacheable, lq))
-          yield* Effect.sleep("200 millis") // b is waiting on the lock (nothing to synchronise on across processes)
+          // b's lookup missed (its resolve is in flight: it waits on a's lock); then time for it to reach the wait
+          // for the release, which it cannot hear (nothing to synchronise on across processes).
+          yield* inFlightResolves(b, 1)
+          yield* Effect.sleep("200 millis")
           yield* Deferred.succeed(gate, void 0)
           assert.deepStrictEqual(yield* Fiber.join(first), { value: 31, outcome: "miss" })
           assert.deepStrictEqual(yield* Fiber.join(second), { value: 31, outcome: "coalesced" })
@@ -374,6 +384,7 @@ describe("the ACL the README names is enough", () => {
         const holder = yield* Effect.fork(cache.getOrResolveWithOutcome(gated.cacheable, { tenant, n: 2 }))
         yield* Deferred.await(started)
         const waiter = yield* Effect.fork(other.getOrResolveWithOutcome(gated.cacheable, { tenant, n: 2 }))
+        yield* inFlightResolves(other, 1)
         yield* Effect.sleep("100 millis")
         yield* Deferred.succeed(gate, void 0)
         assert.strictEqual((yield* Fiber.join(holder)).outcome, "miss")
