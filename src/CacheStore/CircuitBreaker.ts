@@ -114,15 +114,16 @@ export const make = (store: CacheStore.Service, options: Options): CacheStore.Se
     acquireLock: (key, token, ttlMs) => guard("lock", store.acquireLock(key, token, ttlMs)),
     releaseLock: (key, token) => guard("unlock", store.releaseLock(key, token)),
     listenForRelease: (key) => guard("subscribe", store.listenForRelease(key)),
+    // Degraded from the first failure until the next success: what failed, in the store's words.
     health: Effect.suspend(() => {
       const inner = store.health ?? Effect.succeed<Health>({ status: "ok" })
-      if (openUntil === 0) return inner
+      if (consecutiveFailures === 0) return inner
       return Effect.map(inner, (health): Health =>
         health.status === "degraded" ? health : {
           status: "degraded",
-          reason: `circuit open after ${consecutiveFailures} failures in a row; the last: ${
-            lastFailure instanceof RedisError ? lastFailure.message : String(lastFailure)
-          }`
+          reason: `${openUntil === 0 ? "" : "circuit open: "}the last ${
+            consecutiveFailures === 1 ? "store call" : `${consecutiveFailures} store calls`
+          } failed, the last with: ${lastFailure instanceof RedisError ? lastFailure.message : String(lastFailure)}`
         })
     })
   }

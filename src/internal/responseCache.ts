@@ -261,23 +261,7 @@ export const make = (
         })
       )
 
-    // The store's own state; when it has nothing to say, the latest store failure of the last minute (a write
-    // refused with OOM, a command timing out), with the calls it affected.
-    const health = Effect.flatMap(
-      store.health ?? Effect.succeed<Health>({ status: "ok" }),
-      (health) =>
-        health.status === "degraded" ?
-          Effect.succeed(health) :
-          Effect.map(warnings.recent, (recent): Health =>
-            recent === undefined ? health : {
-              status: "degraded",
-              reason: `${recent.reason} (within the last minute${
-                recent.calls > 0
-                  ? `; ${recent.calls} call${recent.calls === 1 ? "" : "s"} affected since its warning`
-                  : ""
-              })`
-            })
-    )
+    const health = store.health ?? Effect.succeed<Health>({ status: "ok" })
 
     return Effect.succeed({
       getOrResolve,

@@ -27,17 +27,6 @@ export interface Warning {
   /** Calls the occurrence affected: 1 for a call, 0 for an event of the connection's own. */
   readonly calls: number
   readonly annotations?: Record<string, unknown> | undefined
-  /** A failure of the store (reported by `recent`, for health checks), not a notice. */
-  readonly failure?: boolean | undefined
-}
-
-/** The latest cause seen, for health checks. */
-export interface Recent {
-  readonly message: string
-  readonly reason: string
-  readonly at: number
-  /** Calls it affected since its last warning. */
-  readonly calls: number
 }
 
 export interface Warnings {
@@ -46,8 +35,6 @@ export interface Warnings {
   readonly warnNow: (warning: Warning) => void
   /** Logs outside the aggregation (e.g. that the connection is back), on the instance's runtime. */
   readonly logNow: (effect: Effect.Effect<void>) => void
-  /** The latest cause seen within the last minute, if any. */
-  readonly recent: Effect.Effect<Recent | undefined>
 }
 
 const windowMs = 60_000
@@ -58,8 +45,6 @@ interface State {
   windowStart: number
   calls: number
   lastSeen: number
-  readonly message: string
-  readonly reason: string
 }
 
 const countFormat = new Intl.NumberFormat("en-US")
@@ -73,8 +58,6 @@ export const make: Effect.Effect<Warnings> = Effect.map(Effect.runtime<never>(),
  */
 export const unsafeMake = (runtime: Runtime.Runtime<never> = Runtime.defaultRuntime): Warnings => {
   const states = new Map<string, State>()
-  // The latest failure seen (notices and oversize responses are no failures).
-  let latest: State | undefined
 
   const warn = (warning: Warning): Effect.Effect<void> =>
     Effect.flatMap(Clock.currentTimeMillis, (now) => {
@@ -82,24 +65,17 @@ export const unsafeMake = (runtime: Runtime.Runtime<never> = Runtime.defaultRunt
       if (state !== undefined && now - state.windowStart < windowMs) {
         state.calls += warning.calls
         state.lastSeen = now
-        if (warning.failure === true) latest = state
         return Effect.void
       }
       const previous = state?.calls ?? 0
       if (state === undefined && states.size >= maxCauses) {
         for (const [key, old] of states) if (now - old.lastSeen >= windowMs) states.delete(key)
       }
-      const reason = typeof warning.annotations?.cause === "string" ? warning.annotations.cause : warning.message
-      const next: State = { windowStart: now, calls: warning.calls, lastSeen: now, message: warning.message, reason }
+      const next: State = { windowStart: now, calls: warning.calls, lastSeen: now }
       if (states.size < maxCauses || state !== undefined) states.set(warning.key, next)
-      if (warning.failure === true) latest = next
       const since = state === undefined ? 0 : Math.round((now - state.windowStart) / 1000)
-      const counted = previous > 0
-        ? ` (${countFormat.format(previous)} call${
-          previous === 1 ? "" : "s"
-        } affected since this was last warned of, ` +
-          `${since} s ago)`
-        : ""
+      const calls = `${countFormat.format(previous)} call${previous === 1 ? "" : "s"}`
+      const counted = previous > 0 ? ` (${calls} affected since this was last warned of, ${since} s ago)` : ""
       return Effect.logWarning(`${warning.message}${counted}`).pipe(
         Effect.annotateLogs({ ...warning.annotations, ...(previous > 0 ? { affectedCalls: previous } : {}) })
       )
@@ -113,11 +89,7 @@ export const unsafeMake = (runtime: Runtime.Runtime<never> = Runtime.defaultRunt
     },
     logNow: (effect) => {
       runFork(effect)
-    },
-    recent: Effect.map(Clock.currentTimeMillis, (now) =>
-      latest === undefined || now - latest.lastSeen >= windowMs
-        ? undefined
-        : { message: latest.message, reason: latest.reason, at: latest.lastSeen, calls: latest.calls })
+    }
   }
 }
 
@@ -177,8 +149,7 @@ export const connectionWarning = (reason: unknown, calls: number): Warning => ({
   message: `ResponseCache: the Redis connection failed: ${sentence(reason)} ` +
     "Calls answer from their resolvers (outcome bypass) until it is back",
   calls,
-  annotations: { cause: describe(reason) },
-  failure: true
+  annotations: { cause: describe(reason) }
 })
 
 /** The warning of a store failure a call answered from its resolver (`doing`: "reading", "writing", …). */
@@ -190,8 +161,7 @@ export const storeWarning = (error: RedisError, doing: string): Warning => {
     message: `ResponseCache: the store failed while ${doing} (${error.operation}): ${sentence(reason)} ` +
       "Answering from the resolver",
     calls: 1,
-    annotations: { operation: error.operation, cause: describe(reason) },
-    failure: true
+    annotations: { operation: error.operation, cause: describe(reason) }
   }
 }
 

@@ -48,7 +48,7 @@ const big = Cacheable.make({
 
 interface Command {
   readonly id: number
-  readonly op: "get" | "versioned" | "big" | "invalidate" | "stampede"
+  readonly op: "get" | "nearGet" | "versioned" | "big" | "invalidate" | "nearInvalidate" | "stampede"
   readonly tenant: string
   readonly n: number
   readonly callers?: number
@@ -61,6 +61,7 @@ const run = (command: Command): Effect.Effect<unknown, unknown, ResponseCache.Re
   )
   switch (command.op) {
     case "get":
+    case "nearGet":
       return lookup
     case "versioned":
       return Effect.map(
@@ -73,6 +74,7 @@ const run = (command: Command): Effect.Effect<unknown, unknown, ResponseCache.Re
         ({ outcome, value }) => ({ length: value.length, outcome })
       )
     case "invalidate":
+    case "nearInvalidate":
       return ResponseCache.invalidateNamespace(`tenant:${command.tenant}:v1`)
     case "stampede":
       return Effect.all(Array.from({ length: command.callers ?? 1 }, () => lookup), { concurrency: "unbounded" })
@@ -80,14 +82,20 @@ const run = (command: Command): Effect.Effect<unknown, unknown, ResponseCache.Re
 }
 
 const runtime = ManagedRuntime.make(ResponseCache.layerRedis({ url, prefix, commandTimeout: 2000, maxEntryBytes: 200 }))
+// A second cache of this process with a near-cache in front ("nearGet"), kept coherent over the wire's channel.
+const nearRuntime = ManagedRuntime.make(
+  ResponseCache.layerRedis({ url, prefix, commandTimeout: 2000, nearCache: { capacity: 100, ttl: "1 minute" } })
+)
 await runtime.runPromise(ResponseCache.ResponseCache)
+await nearRuntime.runPromise(ResponseCache.ResponseCache)
 process.stdout.write("ready\n")
 for await (const line of createInterface({ input: process.stdin })) {
   const command = JSON.parse(line) as Command
-  runtime.runPromise(run(command)).then(
+  ;(command.op.startsWith("near") ? nearRuntime : runtime).runPromise(run(command)).then(
     (result) => process.stdout.write(JSON.stringify({ id: command.id, result }) + "\n"),
     (error) => process.stdout.write(JSON.stringify({ id: command.id, error: String(error) }) + "\n")
   )
 }
 await runtime.dispose()
+await nearRuntime.dispose()
 counter.disconnect()

@@ -223,6 +223,32 @@ layer(WorkersLive, { timeout: 60_000 })("interop: an Effect 3 process and an Eff
       })
     ))
 
+  it.effect("a near-cache in either package drops what an invalidation by the other changed", () =>
+    inTenant(({ effect3, effect4 }) =>
+      Effect.gen(function*() {
+        /** Reads through the worker's near-cached cache until it misses (its near entry dropped); the reads it took. */
+        const untilMiss = (worker: typeof effect3) =>
+          worker.send<Lookup>({ op: "nearGet", n: 1 }).pipe(
+            Effect.repeat({ until: (lookup) => lookup.outcome === "miss", times: 200 }),
+            Effect.timeout("2 seconds"),
+            Effect.orDie
+          )
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect3", outcome: "miss" })
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect3", outcome: "hit" })
+        assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect3", outcome: "hit" })
+        assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect3", outcome: "hit" })
+        // Invalidated by the Effect 3 process's near-cached cache, which publishes what it changed on the wire's
+        // channel (a cache without a near-cache publishes nothing): the Effect 4 near-cache drops it.
+        yield* effect3.send({ op: "nearInvalidate" })
+        assert.deepStrictEqual(yield* untilMiss(effect4), { by: "effect4", outcome: "miss" })
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect4", outcome: "hit" })
+        // And the other way round.
+        yield* effect4.send({ op: "nearInvalidate" })
+        assert.deepStrictEqual(yield* untilMiss(effect3), { by: "effect3", outcome: "miss" })
+        assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect3", outcome: "hit" })
+      })
+    ))
+
   it.effect("a lock stampede across both processes resolves once", () =>
     inTenant(({ effect3, effect4, resolves }) =>
       Effect.gen(function*() {

@@ -10,7 +10,7 @@ import * as ManagedRuntime from "effect/ManagedRuntime"
 import * as Schema from "effect/Schema"
 import { Redis } from "ioredis"
 import { createInterface } from "node:readline"
-import { Cacheable, CachePolicy, ResponseCache } from "../../src/index.js"
+import { Cacheable, CachePolicy, IoRedis, ResponseCache } from "../../src/index.js"
 
 const [url, prefix] = process.argv.slice(2) as [string, string]
 const counter = new Redis(url)
@@ -49,7 +49,7 @@ const big = Cacheable.make({
 
 interface Command {
   readonly id: number
-  readonly op: "get" | "versioned" | "big" | "invalidate" | "stampede"
+  readonly op: "get" | "nearGet" | "versioned" | "big" | "invalidate" | "nearInvalidate" | "stampede"
   readonly tenant: string
   readonly n: number
   readonly callers?: number
@@ -62,6 +62,7 @@ const run = (command: Command): Effect.Effect<unknown, unknown, ResponseCache.Re
   )
   switch (command.op) {
     case "get":
+    case "nearGet":
       return lookup
     case "versioned":
       return Effect.map(
@@ -74,6 +75,7 @@ const run = (command: Command): Effect.Effect<unknown, unknown, ResponseCache.Re
         ({ outcome, value }) => ({ length: value.length, outcome })
       )
     case "invalidate":
+    case "nearInvalidate":
       return ResponseCache.invalidateNamespace(`tenant:${command.tenant}:v1`)
     case "stampede":
       return Effect.all(Array.from({ length: command.callers ?? 1 }, () => lookup), { concurrency: "unbounded" })
@@ -85,14 +87,23 @@ const runtime = ManagedRuntime.make(
     Layer.provide(Layer.orDie(NodeRedis.layer({ url })))
   )
 )
+// A second cache of this process with a near-cache in front ("nearGet"), kept coherent over the wire's channel: over
+// the IoRedis layer, which gives it the connection events it needs.
+const nearRuntime = ManagedRuntime.make(
+  ResponseCache.layerRedis({ prefix, commandTimeout: 2000, nearCache: { capacity: 100, ttl: "1 minute" } }).pipe(
+    Layer.provide(IoRedis.layer({ url, commandTimeout: 2000 }))
+  )
+)
 await runtime.runPromise(ResponseCache.ResponseCache.useSync(() => undefined))
+await nearRuntime.runPromise(ResponseCache.ResponseCache.useSync(() => undefined))
 process.stdout.write("ready\n")
 for await (const line of createInterface({ input: process.stdin })) {
   const command = JSON.parse(line) as Command
-  runtime.runPromise(run(command)).then(
+  ;(command.op.startsWith("near") ? nearRuntime : runtime).runPromise(run(command)).then(
     (result) => process.stdout.write(JSON.stringify({ id: command.id, result }) + "\n"),
     (error) => process.stdout.write(JSON.stringify({ id: command.id, error: String(error) }) + "\n")
   )
 }
 await runtime.dispose()
+await nearRuntime.dispose()
 counter.disconnect()
