@@ -139,7 +139,7 @@ describe("one warning per distinct cause per minute, with a count", () => {
         yield* Effect.promise(async () => {
           const admin = new Redis(server.url)
           await admin.config("SET", "requirepass", "not-the-caches")
-          await admin.client("KILL", "TYPE", "normal", "SKIPME", "yes")
+          await admin.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
           admin.disconnect()
         })
         yield* log.seen(/NOAUTH/)
