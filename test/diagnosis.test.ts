@@ -17,6 +17,7 @@ import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import type * as LogLevel from "effect/LogLevel"
+import * as Stream from "effect/Stream"
 import * as TestClock from "effect/TestClock"
 import { Redis } from "ioredis"
 import { CachePolicy, ResponseCache } from "../src/index.js"
@@ -169,6 +170,13 @@ describe("nothing of ioredis's reaches the console: it goes through Effect's log
     ))
 })
 
+/** Waits, yielding, until `resolves` resolves are in flight in `cache`. */
+const inFlightResolves = (cache: ResponseCache.ResponseCache.Service, resolves: number) =>
+  cache.inFlight.pipe(
+    Effect.zipLeft(Effect.sleep("5 millis")),
+    Effect.repeat({ until: (inFlight) => inFlight.resolves >= resolves })
+  )
+
 /** Calls of a cache that is refused: `get` surfaces the RedisError, `getOrResolve` answers from the resolver. */
 const refusedCalls = (cache: ResponseCache.ResponseCache.Service, calls: number) =>
   Effect.gen(function*() {
@@ -308,7 +316,10 @@ describe("the real reason in the error, in one warning, and in health", () => {
           const first = yield* Effect.fork(a.getOrResolveWithOutcome(locked.cacheable, lq))
           yield* Deferred.await(started)
           const second = yield* Effect.fork(b.getOrResolveWithOutcome(locked.cacheable, lq))
-          yield* Effect.sleep("200 millis") // b is waiting on the lock (nothing to synchronise on across processes)
+          // b's lookup missed (its resolve is in flight: it waits on a's lock); then time for it to reach the wait
+          // for the release, which it cannot hear (nothing to synchronise on across processes).
+          yield* inFlightResolves(b, 1)
+          yield* Effect.sleep("200 millis")
           yield* Deferred.succeed(gate, void 0)
           assert.deepStrictEqual(yield* Fiber.join(first), { value: 31, outcome: "miss" })
           assert.deepStrictEqual(yield* Fiber.join(second), { value: 31, outcome: "coalesced" })
@@ -323,3 +334,103 @@ it.effect("the memory layer is always healthy", () =>
   Effect.gen(function*() {
     assert.deepStrictEqual(yield* ResponseCache.health, { status: "ok" })
   }).pipe(Effect.provide(ResponseCache.layerMemory())))
+
+describe("the ACL the README names is enough", () => {
+  /** The rules of README's "Redis requirements", for `prefix`. */
+  const rules = (prefix: string) => [
+    "resetkeys",
+    `~${prefix}:*`,
+    "resetchannels",
+    `&${prefix}:*`,
+    "-@all",
+    ...README_COMMANDS.map((command) => `+${command}`)
+  ]
+
+  it.scopedLive("every operation, lock, stale windows, near-cache: nothing refused (ACL LOG empty), no warning", () =>
+    withLog((log) =>
+      Effect.gen(function*() {
+        const server = yield* startServer()
+        const prefix = uniqueName("rc")
+        yield* asAdmin(server, (admin) => admin.acl("SETUSER", "cache", "on", ">pw", ...rules(prefix)))
+        const cache = yield* build(ResponseCache.layerRedis({
+          url: server.url,
+          prefix,
+          redis: { username: "cache", password: "pw" },
+          nearCache: { capacity: 100, ttl: "1 minute" }
+        }))
+        const other = yield* build(ResponseCache.layerRedis({
+          url: server.url,
+          prefix,
+          redis: { username: "cache", password: "pw" }
+        }))
+        const tenant = uniqueName("t")
+        const ns = `tenant:${tenant}:v1`
+        const plain = probe()
+        const windows = probe({
+          policy: CachePolicy.make({ ttl: "1 minute", staleWhileRevalidate: "1 minute", staleIfError: "1 minute" })
+        })
+        const locked = probe({ policy: CachePolicy.make({ ttl: "1 minute", lock: "5 seconds" }) })
+        for (const { cacheable } of [plain, windows, locked]) {
+          for (const c of [cache, other, cache]) yield* c.getOrResolveWithOutcome(cacheable, { tenant, n: 1 })
+        }
+        // A waiter on another's lock (subscribes to the lock channel), woken by its release (PUBLISH in a script).
+        const started = yield* Deferred.make<void>()
+        const gate = yield* Deferred.make<void>()
+        const gated = probe({
+          policy: CachePolicy.make({ ttl: "1 minute", lock: "5 seconds" }),
+          resolve: (query, run) =>
+            Effect.zipRight(Deferred.succeed(started, void 0), Effect.as(Deferred.await(gate), query.n + run))
+        })
+        const holder = yield* Effect.fork(cache.getOrResolveWithOutcome(gated.cacheable, { tenant, n: 2 }))
+        yield* Deferred.await(started)
+        const waiter = yield* Effect.fork(other.getOrResolveWithOutcome(gated.cacheable, { tenant, n: 2 }))
+        yield* inFlightResolves(other, 1)
+        yield* Effect.sleep("100 millis")
+        yield* Deferred.succeed(gate, void 0)
+        assert.strictEqual((yield* Fiber.join(holder)).outcome, "miss")
+        assert.strictEqual((yield* Fiber.join(waiter)).outcome, "coalesced")
+        yield* cache.set(plain.cacheable, { tenant, n: 3 }, 3)
+        assert.strictEqual((yield* cache.get(plain.cacheable, { tenant, n: 3 }))._tag, "Some")
+        yield* cache.invalidate(plain.cacheable, { tenant, n: 3 })
+        yield* other.invalidateNamespace(ns)
+        assert.isAtLeast(yield* cache.purgeNamespace(ns), 1)
+        // A sweep while entries of the current generation stand: it reads their heads (GETRANGE).
+        yield* cache.getOrResolveWithOutcome(plain.cacheable, { tenant, n: 4 })
+        assert.strictEqual(yield* Stream.runSum(cache.sweepNamespace(ns)), 0)
+
+        const refused = yield* Effect.promise(async () => {
+          const admin = new Redis(server.url)
+          try {
+            return await admin.acl("LOG")
+          } finally {
+            admin.disconnect()
+          }
+        })
+        assert.deepStrictEqual(refused, [])
+        assert.deepStrictEqual(log.warnings(/./), [])
+        assert.deepStrictEqual(yield* cache.health, { status: "ok" })
+        assert.deepStrictEqual(consoleLines, [])
+      })
+    ))
+})
+
+/**
+ * The commands README's "Redis requirements" names (measured: without any one of them this test fails; AUTH, HELLO
+ * and PING need no rule). `info` is for ioredis's ready check only.
+ */
+const README_COMMANDS = [
+  "mget",
+  "get",
+  "set",
+  "getrange",
+  "pttl",
+  "pexpire",
+  "scan",
+  "unlink",
+  "del",
+  "evalsha",
+  "eval",
+  "publish",
+  "subscribe",
+  "info"
+]

@@ -7,7 +7,7 @@ import { Cluster, Redis } from "ioredis"
 import { type RedisCluster, startRedisCluster } from "../../../test/support/redisCluster.js"
 import { redisServerBinary } from "../../../test/support/redisServer.js"
 import { CacheKey, ResponseCache } from "../src/index.js"
-import { conformance, probe, uniqueName } from "./conformance.js"
+import { conformance, probe, testCommandTimeout, uniqueName } from "./conformance.js"
 
 const nodes = inject("redisClusterNodes")
 
@@ -109,7 +109,7 @@ conformance({
   name: "redis cluster via ioredis",
   live: true,
   advance: (ms) => Effect.sleep(ms),
-  layer: (options) => ResponseCache.layerRedisCluster({ nodes, ...options }),
+  layer: (options) => ResponseCache.layerRedisCluster({ nodes, commandTimeout: testCommandTimeout, ...options }),
   expectLifetime: ({ entryKey, jitter, lookup, ttlMs }) =>
     Effect.scoped(Effect.gen(function*() {
       const client = yield* inspector

@@ -14,7 +14,7 @@ import * as Schema from "effect/Schema"
 import { Redis } from "ioredis"
 import { startRedisServer } from "../../../test/support/redisServer.js"
 import { Cacheable, CachePolicy, IoRedis, ResponseCache } from "../src/index.js"
-import { conformance, probe, uniqueName } from "./conformance.js"
+import { conformance, probe, testCommandTimeout, uniqueName } from "./conformance.js"
 import { makeProxy } from "./support/proxy.js"
 import { Ledger } from "./support/staleness.js"
 
@@ -31,7 +31,11 @@ conformance({
   live: true,
   advance: (ms) => Effect.sleep(ms),
   layer: (options) =>
-    ResponseCache.layerRedis({ nearCache: { capacity: 1000, ttl: "1 minute" }, ...options }).pipe(
+    ResponseCache.layerRedis({
+      commandTimeout: testCommandTimeout,
+      nearCache: { capacity: 1000, ttl: "1 minute" },
+      ...options
+    }).pipe(
       Layer.provide(IoRedis.layer({ url }))
     ),
   expectLifetime: ({ entryKey, jitter, lookup, ttlMs }) =>

@@ -7,7 +7,7 @@ import * as Layer from "effect/Layer"
 import { Redis } from "ioredis"
 import { startRedisServer } from "../../../test/support/redisServer.js"
 import { IoRedis, ResponseCache } from "../src/index.js"
-import { conformance, probe, uniqueName } from "./conformance.js"
+import { conformance, probe, testCommandTimeout, uniqueName } from "./conformance.js"
 
 const url = inject("redisUrl")
 
@@ -38,7 +38,10 @@ conformance({
   name: "redis via NodeRedis",
   live: true,
   advance: (ms) => Effect.sleep(ms),
-  layer: (options) => ResponseCache.layerRedis(options).pipe(Layer.provide(Layer.orDie(NodeRedis.layer({ url })))),
+  layer: (options) =>
+    ResponseCache.layerRedis({ commandTimeout: testCommandTimeout, ...options }).pipe(
+      Layer.provide(Layer.orDie(NodeRedis.layer({ url })))
+    ),
   expectLifetime
 })
 
@@ -47,7 +50,10 @@ conformance({
   name: "redis via ioredis",
   live: true,
   advance: (ms) => Effect.sleep(ms),
-  layer: (options) => ResponseCache.layerRedis(options).pipe(Layer.provide(IoRedis.layer({ url }))),
+  layer: (options) =>
+    ResponseCache.layerRedis({ commandTimeout: testCommandTimeout, ...options }).pipe(
+      Layer.provide(IoRedis.layer({ url }))
+    ),
   expectLifetime
 })
 
