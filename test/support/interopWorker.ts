@@ -13,7 +13,7 @@ import { Cacheable, CachePolicy, ResponseCache } from "../../src/index.js"
 const [url, prefix] = process.argv.slice(2) as [string, string]
 const counter = new Redis(url)
 
-const balanceOf = (responseVersion?: string) =>
+const balanceOf = (responseVersion?: string | true) =>
   Cacheable.make({
     name: "interop.balance.v1",
     query: Schema.Struct({ tenant: Schema.String, n: Schema.Number }),
@@ -32,6 +32,8 @@ const balance = balanceOf()
 
 // The same cacheable with an explicit response version: its entries have keys of their own, shared by both packages.
 const versioned = balanceOf("2")
+// And with the fingerprint of its response schema (Schema 3 here, Schema 4 there): the same in both.
+const fingerprinted = balanceOf(true)
 
 // Responses of n "é" (2n + 2 bytes of JSON): over the workers' maxEntryBytes (200) from n = 100 on.
 const big = Cacheable.make({
@@ -48,7 +50,7 @@ const big = Cacheable.make({
 
 interface Command {
   readonly id: number
-  readonly op: "get" | "nearGet" | "versioned" | "big" | "invalidate" | "nearInvalidate" | "stampede"
+  readonly op: "get" | "nearGet" | "versioned" | "fingerprinted" | "big" | "invalidate" | "nearInvalidate" | "stampede"
   readonly tenant: string
   readonly n: number
   readonly callers?: number
@@ -64,8 +66,12 @@ const run = (command: Command): Effect.Effect<unknown, unknown, ResponseCache.Re
     case "nearGet":
       return lookup
     case "versioned":
+    case "fingerprinted":
       return Effect.map(
-        ResponseCache.getOrResolveWithOutcome(versioned, { tenant: command.tenant, n: command.n }),
+        ResponseCache.getOrResolveWithOutcome(command.op === "versioned" ? versioned : fingerprinted, {
+          tenant: command.tenant,
+          n: command.n
+        }),
         ({ outcome, value }) => ({ by: value.by, outcome })
       )
     case "big":

@@ -8,6 +8,7 @@ import { Keys } from "@ledgerlink/response-cache-wire"
 import type * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import type { CachePolicy } from "./CachePolicy.js"
+import * as Fingerprint from "./internal/fingerprint.js"
 
 /**
  * @since 0.1.0
@@ -43,21 +44,27 @@ export const make = <Q, QI, A, AI, E = never, R = never>(options: {
   readonly policy: CachePolicy | ((query: Q) => CachePolicy)
   readonly resolve: (query: Q) => Effect.Effect<A, E, R>
   /**
-   * A version of the response schema that you bump yourself when its encoded form changes (opt-in): part of every
-   * key digest, so an entry written under another version has another key — a miss, in every mode (never a
-   * `SerdeError`), and never overwritten by the other version's processes during a rolling deploy (it expires by
-   * its ttl). The digest is the wire package's, computed as the Effect 3 package computes it for the same string,
-   * so the two packages share entries for one version. Unset: the keys of earlier versions.
+   * Makes a change of the response schema a miss rather than a decode failure, in every mode (opt-in): `true`
+   * fingerprints the schema's encoded form (field names, optionality, types — not checks), a string is a version
+   * you bump yourself. Either is part of every key digest, so an entry written under another schema has another
+   * key: never read, never a `SerdeError`, never overwritten by the other schema's processes during a rolling
+   * deploy (it expires by its ttl). Unset: the keys of earlier versions.
    *
-   * (The Effect 3 package also takes `true`, a fingerprint of its Schema 3 AST; Schema 4's AST is another, so a
-   * fingerprint of it could not be promised equal across the packages: the string is the portable form.)
+   * Shared with the Effect 3 package: a string gives the same digest in both; `true` gives the same fingerprint for
+   * a Schema 4 and a Schema 3 declaration of the same encoded shape (checked for structs, optional and exact-optional
+   * fields, arrays, tuples, records, unions, literals, null, classes, transformations by their encoded side; see
+   * `internal/fingerprint.ts`) — for other forms, or to be sure, use a string.
    */
-  readonly responseVersion?: string | undefined
+  readonly responseVersion?: string | true | undefined
 }): Cacheable<Q, A, E, R> => {
   const { responseVersion, ...rest } = options
   return {
     ...rest,
-    fingerprint: responseVersion === undefined ? undefined : Keys.versionFingerprint(responseVersion)
+    fingerprint: responseVersion === true
+      ? Fingerprint.ofSchema(options.response)
+      : responseVersion === undefined
+      ? undefined
+      : Keys.versionFingerprint(responseVersion)
   }
 }
 

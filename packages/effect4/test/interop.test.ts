@@ -187,7 +187,7 @@ layer(WorkersLive, { timeout: 60_000 })("interop: an Effect 3 process and an Eff
       })
     ))
 
-  it.effect("a response version splits entries the same way in both: shared with the same version, apart from none", () =>
+  it.effect("a response version or fingerprint splits entries the same way in both: shared with the same one, apart from none", () =>
     inTenant(({ effect3, effect4 }) =>
       Effect.gen(function*() {
         assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "versioned", n: 1 }), {
@@ -203,6 +203,15 @@ layer(WorkersLive, { timeout: 60_000 })("interop: an Effect 3 process and an Eff
         assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "get", n: 1 }), { by: "effect4", outcome: "hit" })
         assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "versioned", n: 1 }), {
           by: "effect3",
+          outcome: "hit"
+        })
+        // `responseVersion: true`: Schema 3 and Schema 4 declarations of one shape, one fingerprint, shared entries.
+        assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "fingerprinted", n: 1 }), {
+          by: "effect4",
+          outcome: "miss"
+        })
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "fingerprinted", n: 1 }), {
+          by: "effect4",
           outcome: "hit"
         })
       })
