@@ -37,17 +37,29 @@ const tenantAccess = (ledger: Ledger, need: Need, tenantId: string) =>
 const encodeSnapshot = Schema.encodeSync(LedgerSnapshot.LedgerSnapshot)
 
 /**
- * The JSON of a snapshot, made once per snapshot object: a cache hit returns the object it decoded last time for the
- * same bytes, so a hot hit is not encoded again (schema encode and stringify were a good part of its cost).
+ * The answer for a snapshot, made once per snapshot object and outcome: a cache hit returns the object it decoded
+ * last time for the same bytes, so a hot hit is not encoded again, nor is its response built again (schema encode,
+ * stringify, the body's bytes and the response's headers were a good part of its cost). A response is immutable.
  */
-const bodies = new WeakMap<LedgerSnapshot.LedgerSnapshot, string>()
-const bodyOf = (snapshot: LedgerSnapshot.LedgerSnapshot) => {
-  let body = bodies.get(snapshot)
-  if (body === undefined) {
-    body = JSON.stringify(encodeSnapshot(snapshot))
-    bodies.set(snapshot, body)
+const answers = new WeakMap<
+  LedgerSnapshot.LedgerSnapshot,
+  { readonly body: string; readonly byOutcome: Map<string, HttpServerResponse.HttpServerResponse> }
+>()
+const answerOf = (snapshot: LedgerSnapshot.LedgerSnapshot, outcome: string) => {
+  let answer = answers.get(snapshot)
+  if (answer === undefined) {
+    answer = { body: JSON.stringify(encodeSnapshot(snapshot)), byOutcome: new Map() }
+    answers.set(snapshot, answer)
   }
-  return body
+  let response = answer.byOutcome.get(outcome)
+  if (response === undefined) {
+    response = HttpServerResponse.text(answer.body, {
+      contentType: "application/json",
+      headers: { "x-cache": outcome }
+    })
+    answer.byOutcome.set(outcome, response)
+  }
+  return response
 }
 
 const SnapshotsLive = HttpApiBuilder.group(Api, "snapshots", (handlers) =>
@@ -57,9 +69,7 @@ const SnapshotsLive = HttpApiBuilder.group(Api, "snapshots", (handlers) =>
       .handle("snapshot", ({ path }) =>
         tenantAccess(ledger, "read", path.tenantId).pipe(
           Effect.zipRight(ledger.snapshot(path)),
-          Effect.map(({ outcome, value }) =>
-            HttpServerResponse.text(bodyOf(value), { contentType: "application/json", headers: { "x-cache": outcome } })
-          )
+          Effect.map(({ outcome, value }) => answerOf(value, outcome))
         ))
       .handle("purge", ({ path }) =>
         tenantAccess(ledger, "write", path.tenantId).pipe(
