@@ -16,7 +16,7 @@ import {
 import { Cacheable, CachePolicy, ResponseCache } from "@ledgerlink/response-cache"
 import { Cause, Config, Effect, Layer, LogLevel, Option, ParseResult, Schema } from "effect"
 import { Api } from "./Api.js"
-import { AuthenticationLive, authorize, Caller, type Need } from "./Auth.js"
+import { AuthenticationLive, authorize, type Need } from "./Auth.js"
 import { CacheBackend } from "./Backends.js"
 import { readJson } from "./Body.js"
 import { NewEntry } from "./Domain/Entry.js"
@@ -32,7 +32,7 @@ export const maxEntryBytes = 8 * 1024
 
 /** The caller may `need` on the tenant (403 otherwise), and the tenant exists (404 otherwise), in that order. */
 const tenantAccess = (ledger: Ledger, need: Need, tenantId: string) =>
-  Effect.flatMap(Caller, (caller) => Effect.zipRight(authorize(caller, need, tenantId), ledger.requireTenant(tenantId)))
+  Effect.zipRight(authorize(need, tenantId), ledger.requireTenant(tenantId))
 
 const encodeSnapshot = Schema.encodeSync(LedgerSnapshot.LedgerSnapshot)
 
@@ -99,13 +99,12 @@ const TenantsLive = HttpApiBuilder.group(Api, "tenants", (handlers) =>
   Effect.gen(function*() {
     const ledger = yield* Ledger
     return handlers.handleRaw("create", ({ request }) =>
-      Effect.flatMap(Caller, (caller) =>
-        authorize(caller, "admin")).pipe(
-          Effect.zipRight(readJson(request, maxEntryBytes)),
-          Effect.flatMap(decodeTenant),
-          Effect.catchIf(ParseResult.isParseError, HttpApiError.HttpApiDecodeError.refailParseError),
-          Effect.flatMap(({ name }) => ledger.createTenant(name))
-        ))
+      authorize("admin").pipe(
+        Effect.zipRight(readJson(request, maxEntryBytes)),
+        Effect.flatMap(decodeTenant),
+        Effect.catchIf(ParseResult.isParseError, HttpApiError.HttpApiDecodeError.refailParseError),
+        Effect.flatMap(({ name }) => ledger.createTenant(name))
+      ))
   }))
 
 /** A query the cache can answer without any resolver: reading it tells whether the store answers. */
