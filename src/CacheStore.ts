@@ -34,6 +34,19 @@ export type StoredEntry = Envelope.StoredEntry
 export type Lookup = Envelope.Lookup
 
 /**
+ * What a store says of its own state, for health checks: `degraded` while it cannot serve the cache as configured
+ * (the connection is down or refused, a feature is off for lack of a permission), with the reason in the store's
+ * own words — the connection's last failure (`WRONGPASS …`, `ECONNREFUSED …`, a TLS error), never a secret.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export interface Health {
+  readonly status: "ok" | "degraded"
+  readonly reason?: string | undefined
+}
+
+/**
  * The store the caching engine runs over. `ResponseCache.layer` takes any implementation of it from the context,
  * so a backend can be written outside this package; `CacheStore/Memory` and `CacheStore/Redis` are the two that
  * ship.
@@ -111,5 +124,7 @@ export declare namespace CacheStore {
      * effect returned completes at the next release after the previous one it reported.
      */
     readonly listenForRelease: (key: CacheKey) => Effect.Effect<Effect.Effect<void>, RedisError, Scope.Scope>
+    /** The store's state (`ResponseCache.health` reports it); a store without one is taken to be `ok`. */
+    readonly health?: Effect.Effect<Health> | undefined
   }
 }

@@ -4,6 +4,7 @@
  *
  * @since 0.1.0
  */
+import { Keys } from "@ledgerlink/response-cache-wire"
 import type * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import type { CachePolicy } from "./CachePolicy.js"
@@ -47,8 +48,9 @@ export const make = <Q, QI, A, AI, E = never, R = never>(options: {
    * `true` fingerprints the schema's encoded form (field names, optionality, types — not refinements), a string is
    * a version you bump yourself. Either is part of every key digest, so an entry written under another schema has
    * another key: never read, never a `SerdeError`, never overwritten by the other schema's processes during a
-   * rolling deploy (it expires by its ttl). Unset: keys as in earlier versions, and as the Effect 4 package
-   * computes them — use a string (the same in both packages) to share entries with it.
+   * rolling deploy (it expires by its ttl). Unset: keys as in earlier versions. The Effect 4 package takes the same
+   * option and computes the same keys for a string, and for `true` over a Schema 4 declaration of the same encoded
+   * shape (the common forms; a string is the sure choice).
    */
   readonly responseVersion?: string | true | undefined
 }): Cacheable<Q, A, E, R> => {
@@ -59,7 +61,7 @@ export const make = <Q, QI, A, AI, E = never, R = never>(options: {
       ? Fingerprint.ofSchema(options.response)
       : responseVersion === undefined
       ? undefined
-      : `v:${responseVersion}`
+      : Keys.versionFingerprint(responseVersion)
   }
 }
 

@@ -29,7 +29,7 @@ import * as Stream from "effect/Stream"
 import type { Cacheable } from "./Cacheable.js"
 import type { CacheError } from "./CacheError.js"
 import * as CacheKey from "./CacheKey.js"
-import { CacheStore } from "./CacheStore.js"
+import { CacheStore, type Health as CacheStoreHealth } from "./CacheStore.js"
 import * as MemoryStore from "./CacheStore/Memory.js"
 import * as RedisStore from "./CacheStore/Redis.js"
 import * as internal from "./internal/responseCache.js"
@@ -87,6 +87,13 @@ export declare namespace ResponseCache {
     readonly purgeNamespace: (namespace: string) => Effect.Effect<number, CacheError>
     /** What this instance is resolving right now: for health checks, leak checks and tests. */
     readonly inFlight: Effect.Effect<InFlight>
+    /**
+     * The cache's state, for a service's health check: `degraded`, with the reason in the store's own words (the
+     * connection's last failure — `WRONGPASS …`, `ECONNREFUSED …`, a TLS error —, a circuit breaker that is open,
+     * a channel permission Redis refuses, the latest store failure of the last minute), or `ok`. Never fails and
+     * never says a secret. Calls keep working while it is degraded: they answer from the resolver (fail-open).
+     */
+    readonly health: Effect.Effect<Health>
   }
 }
 
@@ -100,6 +107,14 @@ export interface WithOutcome<A> {
   readonly value: A
   readonly outcome: Exclude<Outcome, "error">
 }
+
+/**
+ * What `health` reports.
+ *
+ * @since 0.1.0
+ * @category models
+ */
+export type Health = CacheStoreHealth
 
 /**
  * Resolves in flight in one cache instance, and the callers waiting on them.
@@ -187,6 +202,17 @@ export const sweepNamespace = (namespace: string): Stream.Stream<number, CacheEr
  */
 export const purgeNamespace = (namespace: string): Effect.Effect<number, CacheError, ResponseCache> =>
   Effect.flatMap(ResponseCache, (cache) => cache.purgeNamespace(namespace))
+
+/**
+ * The cache's state: `{ status: "ok" }`, or `{ status: "degraded", reason }` with the store's own words for why.
+ *
+ * @since 0.1.0
+ * @category accessors
+ */
+export const health: Effect.Effect<Health, never, ResponseCache> = Effect.flatMap(
+  ResponseCache,
+  (cache) => cache.health
+)
 
 /**
  * @since 0.1.0

@@ -16,6 +16,7 @@ import * as Fiber from "effect/Fiber"
 import * as HashMap from "effect/HashMap"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
+import * as LogLevel from "effect/LogLevel"
 import * as Option from "effect/Option"
 import * as Schema from "effect/Schema"
 import * as Stream from "effect/Stream"
@@ -64,18 +65,26 @@ const buildCache = (options: ResponseCache.RedisOptions) =>
   )
 
 /** Captures the logs (the cache warns once per bypassed call) instead of printing them. */
+/**
+ * Every log line, debug included: a bypass is warned of once per distinct cause per minute, and logged at debug
+ * level for each call (`count` counts those by their cause).
+ */
 const captureLogs = () => {
-  const entries: Array<{ readonly message: string; readonly cause: string }> = []
-  const logger = Logger.make(({ annotations, message }) => {
+  const entries: Array<{ readonly level: string; readonly message: string; readonly cause: string }> = []
+  const logger = Logger.make(({ annotations, logLevel, message }) => {
     entries.push({
+      level: logLevel.label,
       message: Array.isArray(message) ? message.join(" ") : String(message),
       cause: String(Option.getOrElse(HashMap.get(annotations, "cause"), () => ""))
     })
   })
   return {
     entries,
-    count: (pattern: RegExp) => entries.filter((entry) => pattern.test(entry.cause)).length,
-    layer: Logger.replace(Logger.defaultLogger, logger)
+    count: (pattern: RegExp) =>
+      entries.filter((entry) => entry.level === "DEBUG" && /bypass/.test(entry.message) && pattern.test(entry.cause))
+        .length,
+    warnings: () => entries.filter((entry) => entry.level === "WARN"),
+    layer: Layer.merge(Logger.replace(Logger.defaultLogger, logger), Logger.minimumLogLevel(LogLevel.Debug))
   }
 }
 
@@ -177,21 +186,26 @@ describe("chaos: the cache's own redis-server frozen, killed, restarted and star
         assert.isTrue(load.every((r) => r.outcome === "bypass"))
         assert.strictEqual(new Set(load.map((r) => r.value.run)).size, 200)
         assert.strictEqual(state.runs, 201)
-        // One warning per call; only the first calls waited out the command timeout, before the breaker opened —
-        // the rest were turned away at once without reaching Redis.
-        const timedOut = logs.count(/timed out/)
-        const turnedAway = logs.count(/circuit open/)
+        // One warning (one cause), and a debug line per call: only the first calls waited out the command
+        // timeout, before the breaker opened — the rest were turned away at once without reaching Redis.
+        const timedOut = logs.count(/^Redis \w+ failed: Command timed out/)
+        const turnedAway = logs.count(/^Redis \w+ failed: circuit open/)
         assert.strictEqual(timedOut + turnedAway, 200)
         assert.isAtLeast(timedOut, 3)
         assert.isAtLeast(turnedAway, 150)
+        const warned = logs.warnings()
+        assert.strictEqual(warned.length, 1, JSON.stringify(warned))
+        assert.match(warned[0]!.message, /Command timed out/)
 
         // After the cool-down, the breaker probes again — exactly one call reaches the frozen Redis — and re-opens.
         yield* Effect.sleep("400 millis")
         logs.entries.length = 0
         const probe = yield* Effect.all(range(20).map((i) => call(i % 10)), { concurrency: "unbounded" })
         assert.isTrue(probe.every((r) => r.outcome === "bypass"))
-        assert.strictEqual(logs.count(/timed out/), 1)
-        assert.strictEqual(logs.count(/circuit open/), 19)
+        assert.strictEqual(logs.count(/^Redis \w+ failed: Command timed out/), 1)
+        assert.strictEqual(logs.count(/^Redis \w+ failed: circuit open/), 19)
+        // The same cause within the minute: counted, not warned of again.
+        assert.deepStrictEqual(logs.warnings(), [])
 
         // Another instance built while Redis is frozen builds (it does not wait for a hung Redis), and every other
         // operation on it fails with RedisError within the bound instead of hanging.

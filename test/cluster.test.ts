@@ -18,7 +18,7 @@ import * as Stream from "effect/Stream"
 import { Cluster, Redis } from "ioredis"
 import * as RedisStore from "../src/CacheStore/Redis.js"
 import { Cacheable, CacheKey, CachePolicy, ResponseCache } from "../src/index.js"
-import { conformance, expectLifetimeByPttl, probe, uniqueName } from "./conformance.js"
+import { conformance, expectLifetimeByPttl, probe, testCommandTimeout, uniqueName } from "./conformance.js"
 import { type RedisCluster, startRedisCluster } from "./support/redisCluster.js"
 import { freePort, redisServerBinary } from "./support/redisServer.js"
 
@@ -148,7 +148,7 @@ conformance({
   name: "redis cluster",
   live: true,
   advance: (ms) => Effect.sleep(ms),
-  layer: (options) => ResponseCache.layerRedisCluster({ nodes, ...options }),
+  layer: (options) => ResponseCache.layerRedisCluster({ nodes, commandTimeout: testCommandTimeout, ...options }),
   expectLifetime: expectLifetimeByPttl(inspector)
 })
 

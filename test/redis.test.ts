@@ -7,7 +7,7 @@ import * as Option from "effect/Option"
 import * as Stream from "effect/Stream"
 import { Redis } from "ioredis"
 import { CacheKey, CachePolicy, ResponseCache } from "../src/index.js"
-import { conformance, expectLifetimeByPttl, probe, uniqueName } from "./conformance.js"
+import { conformance, expectLifetimeByPttl, probe, testCommandTimeout, uniqueName } from "./conformance.js"
 import { freePort } from "./support/redisServer.js"
 
 const url = inject("redisUrl")
@@ -34,7 +34,7 @@ conformance({
   name: "redis",
   live: true,
   advance: (ms) => Effect.sleep(ms),
-  layer: (options) => ResponseCache.layerRedis({ url, ...options }),
+  layer: (options) => ResponseCache.layerRedis({ url, commandTimeout: testCommandTimeout, ...options }),
   expectLifetime: expectLifetimeByPttl(inspector)
 })
 
@@ -43,7 +43,13 @@ conformance({
   name: "redis + near-cache",
   live: true,
   advance: (ms) => Effect.sleep(ms),
-  layer: (options) => ResponseCache.layerRedis({ url, nearCache: { capacity: 1000, ttl: "1 minute" }, ...options }),
+  layer: (options) =>
+    ResponseCache.layerRedis({
+      url,
+      commandTimeout: testCommandTimeout,
+      nearCache: { capacity: 1000, ttl: "1 minute" },
+      ...options
+    }),
   expectLifetime: expectLifetimeByPttl(inspector)
 })
 

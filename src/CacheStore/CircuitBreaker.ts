@@ -14,7 +14,7 @@ import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import { RedisError } from "../CacheError.js"
-import type { CacheStore } from "../CacheStore.js"
+import type { CacheStore, Health } from "../CacheStore.js"
 
 /**
  * @since 0.1.0
@@ -35,14 +35,28 @@ export const make = (store: CacheStore.Service, options: Options): CacheStore.Se
   let consecutiveFailures = 0
   let openUntil = 0
   let probing = false
+  // The failure that opened the circuit: an open circuit says why it opened.
+  let lastFailure: unknown
 
   const open = (operation: string) =>
-    Effect.fail(new RedisError({ operation, cause: new Error("circuit open: the store failed repeatedly") }))
+    Effect.fail(
+      new RedisError({
+        operation,
+        cause: new Error(
+          `circuit open: the store failed ${consecutiveFailures} times in a row, the last time with: ${
+            lastFailure instanceof RedisError ? lastFailure.message : String(lastFailure)
+          }`,
+          { cause: lastFailure }
+        )
+      })
+    )
 
-  const failed = (probe: boolean) =>
+  const failed = (probe: boolean, cause: Cause.Cause<RedisError>) =>
     Effect.flatMap(Clock.currentTimeMillis, (now) =>
       Effect.sync(() => {
         if (probe) probing = false
+        const failure = Cause.failureOption(cause)
+        if (failure._tag === "Some") lastFailure = failure.value
         consecutiveFailures++
         if (probe || consecutiveFailures >= options.failures) openUntil = now + options.cooldownMs
       }))
@@ -62,7 +76,8 @@ export const make = (store: CacheStore.Service, options: Options): CacheStore.Se
     Effect.suspend(() => {
       // The healthy path reads no clock: only a failure, or an open circuit, needs the time.
       if (openUntil === 0 && consecutiveFailures === 0) {
-        return Effect.tapErrorCause(effect, (cause) => Cause.isInterruptedOnly(cause) ? Effect.void : failed(false))
+        return Effect.tapErrorCause(effect, (cause) =>
+          Cause.isInterruptedOnly(cause) ? Effect.void : failed(false, cause))
       }
       return guardSlow(operation, effect)
     })
@@ -82,7 +97,7 @@ export const make = (store: CacheStore.Service, options: Options): CacheStore.Se
             if (probe) probing = false
           })
         }
-        return failed(probe)
+        return failed(probe, exit.cause)
       })
     })
 
@@ -98,6 +113,18 @@ export const make = (store: CacheStore.Service, options: Options): CacheStore.Se
     sweep: (namespace) => store.sweep(namespace),
     acquireLock: (key, token, ttlMs) => guard("lock", store.acquireLock(key, token, ttlMs)),
     releaseLock: (key, token) => guard("unlock", store.releaseLock(key, token)),
-    listenForRelease: (key) => guard("subscribe", store.listenForRelease(key))
+    listenForRelease: (key) => guard("subscribe", store.listenForRelease(key)),
+    // Degraded from the first failure until the next success: what failed, in the store's words.
+    health: Effect.suspend(() => {
+      const inner = store.health ?? Effect.succeed<Health>({ status: "ok" })
+      if (consecutiveFailures === 0) return inner
+      return Effect.map(inner, (health): Health =>
+        health.status === "degraded" ? health : {
+          status: "degraded",
+          reason: `${openUntil === 0 ? "" : "circuit open: "}the last ${
+            consecutiveFailures === 1 ? "store call" : `${consecutiveFailures} store calls`
+          } failed, the last with: ${lastFailure instanceof RedisError ? lastFailure.message : String(lastFailure)}`
+        })
+    })
   }
 }

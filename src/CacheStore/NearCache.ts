@@ -20,6 +20,7 @@ import type { Cluster, Redis } from "ioredis"
 import { LRUCache } from "lru-cache"
 import type { CacheKey } from "../CacheKey.js"
 import type { CacheStore, Lookup } from "../CacheStore.js"
+import * as RedisClient from "../internal/redisClient.js"
 
 /**
  * @since 0.1.0
@@ -30,6 +31,8 @@ export interface Options {
   readonly ttlMs: number
   /** The pub/sub channel of the layer's prefix. */
   readonly channel: string
+  /** Where the subscriber connection reports its failures (default: dropped). */
+  readonly events?: RedisClient.Events | undefined
 }
 
 /**
@@ -94,7 +97,8 @@ export const make = (
     const subscriber = "slots" in client
       ? (client as Cluster).duplicate([], { enableOfflineQueue: true })
       : (client as Redis).duplicate({ enableOfflineQueue: true })
-    subscriber.on("error", () => {})
+    if (options.events === undefined) subscriber.on("error", () => {})
+    else RedisClient.watchClient(subscriber, options.events)
     subscriber.on("message", (_channel: string, message: string) => {
       const changed = Keys.parseNearMessage(message)
       if (changed._tag === "Namespace") dropNamespace(changed.generation)

@@ -7,7 +7,7 @@
  *
  * @since 0.1.0
  */
-import { Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
+import { Commands, Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
 import calculateSlot from "cluster-key-slot"
 import type * as Config from "effect/Config"
 import * as ConfigError from "effect/ConfigError"
@@ -22,8 +22,9 @@ import { Cluster, type ClusterOptions as IORedisClusterOptions, Redis } from "io
 import { readFile } from "node:fs/promises"
 import { RedisError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
-import { CacheStore, type Lookup } from "../CacheStore.js"
+import { CacheStore, type Health, type Lookup } from "../CacheStore.js"
 import * as RedisClient from "../internal/redisClient.js"
+import * as Warnings from "../internal/warnings.js"
 import * as CircuitBreaker from "./CircuitBreaker.js"
 import * as NearCache from "./NearCache.js"
 
@@ -199,7 +200,8 @@ export interface Confirmation {
 const confirmedInvalidations = (
   client: ScriptedRedis,
   confirm: Confirmation,
-  commandTimeoutMs: number
+  commandTimeoutMs: number,
+  events: RedisClient.Events | undefined
 ) => {
   const connections = new Map<string, Redis>()
   const connectionTo = (node: Redis): Redis => {
@@ -215,24 +217,24 @@ const confirmedInvalidations = (
         autoResendUnfulfilledCommands: false,
         retryStrategy: () => null
       })
-      connection.on("error", () => {})
+      if (events === undefined) connection.on("error", () => {})
+      else RedisClient.watchConnection(connection, events)
       connections.set(at, connection)
     }
     return connection
   }
-  const dropOn = async (node: Redis, generation: string): Promise<void> => {
+  const dropOn = async (node: Redis, namespace: CacheKey.NamespaceKeys): Promise<void> => {
     const connection = connectionTo(node)
     try {
-      const replies = await connection.pipeline().del(generation).wait(confirm.replicas, confirm.timeoutMs).exec()
+      const replies = await connection.pipeline()
+        .call(...Commands.invalidate(namespace))
+        .call(...Commands.confirm(confirm.replicas, confirm.timeoutMs))
+        .exec()
       const [[deleteError], [waitError, acknowledged]] = replies as [[Error | null], [Error | null, number]]
       if (deleteError !== null) throw deleteError
       if (waitError !== null) throw waitError
-      if (acknowledged < confirm.replicas) {
-        throw new Error(
-          `WAIT ${confirm.replicas} ${confirm.timeoutMs}: ${acknowledged} of ${confirm.replicas} replicas acknowledged ` +
-            `the invalidation in time; it may not survive a failover`
-        )
-      }
+      const unconfirmed = Commands.unconfirmed(confirm.replicas, confirm.timeoutMs, acknowledged)
+      if (unconfirmed !== undefined) throw new Error(unconfirmed)
     } catch (error) {
       // The connection may be stuck behind a WAIT, on a hung primary or on one demoted since: start afresh.
       if (!(error instanceof Error && error.message.startsWith("WAIT "))) {
@@ -243,17 +245,25 @@ const confirmedInvalidations = (
     }
   }
   return {
-    drop: (generation: string): Promise<void> =>
-      isCluster(client)
+    drop: (namespace: CacheKey.NamespaceKeys): Promise<void> => {
+      const { generation } = namespace
+      return isCluster(client)
         ? (client.slots[calculateSlot(generation)] === undefined ? client.exists(generation) : Promise.resolve(0))
-          .then(() => atSlotOwner(client, generation, (node) => dropOn(node, generation)))
-        : dropOn(client, generation),
+          .then(() => atSlotOwner(client, generation, (node) => dropOn(node, namespace)))
+        : dropOn(client, namespace)
+    },
     close: () => {
       for (const connection of connections.values()) connection.disconnect()
       connections.clear()
     }
   }
 }
+
+/**
+ * How often a process waiting for another's resolve under a `lock` policy reads again when it cannot hear the
+ * lock's release (the user may not subscribe to the channel).
+ */
+const lockPollMs = 50
 
 /** `promise`, or a rejection after `ms`. */
 const within = <A>(promise: Promise<A>, ms: number): Promise<A> =>
@@ -299,6 +309,8 @@ export const make = (
     readonly confirmInvalidation?: Confirmation | undefined
     /** Bound on each command of a confirmed invalidation, besides the WAIT's own timeout; default 500 ms. */
     readonly commandTimeoutMs?: number | undefined
+    /** Where the connections this store opens report their failures (default: dropped). */
+    readonly events?: RedisClient.Events | undefined
   }
 ): Effect.Effect<CacheStore.Service, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -311,7 +323,7 @@ export const make = (
     yield* Effect.addFinalizer(() => Effect.sync(() => subscriber?.disconnect()))
     const confirmed = options.confirmInvalidation === undefined
       ? undefined
-      : confirmedInvalidations(client, options.confirmInvalidation, options.commandTimeoutMs ?? 500)
+      : confirmedInvalidations(client, options.confirmInvalidation, options.commandTimeoutMs ?? 500, options.events)
     if (confirmed !== undefined) yield* Effect.addFinalizer(() => Effect.sync(confirmed.close))
 
     // Commands issued in one tick leave in one write: the first corks the socket, a tick later it is uncorked
@@ -341,14 +353,18 @@ export const make = (
         return run()
       }, client)
 
+    // A SUBSCRIBE refused for lack of permission (NOPERM), and until when it is not tried again.
+    let refusal: { readonly error: Error; readonly until: number } | undefined
     const ensureSubscribed = call("subscribe", () => {
+      if (refusal !== undefined && Date.now() < refusal.until) return Promise.reject(refusal.error)
       if (subscriber === undefined) {
         // A connection of its own (subscribed connections take no other commands); on a cluster, ioredis's
         // cluster subscriber, which follows failovers. PUBLISH reaches every node of a cluster.
         subscriber = isCluster(client)
           ? client.duplicate([], { lazyConnect: true, enableOfflineQueue: true })
           : client.duplicate({ lazyConnect: true, enableOfflineQueue: true })
-        subscriber.on("error", () => {})
+        if (options.events === undefined) subscriber.on("error", () => {})
+        else RedisClient.watchClient(subscriber, options.events)
         subscriber.on("message", (_channel: string, entry: string) => {
           const waiting = listeners.get(entry)
           if (waiting !== undefined) { for (const wake of waiting) wake() }
@@ -358,7 +374,9 @@ export const make = (
       // Bounded: a cluster client that starts connecting while the cluster is down never settles its connect,
       // and every later waiter of this process would wait on it.
       subscribed ??= within(sub.connect().then(() => sub.subscribe(channel)), subscribeTimeoutMs).catch((error) => {
-        // Try again on the next wait; ioredis resubscribes by itself after later reconnects.
+        // Try again on the next wait (after 10 s when refused: an ACL is not fixed in a moment); ioredis
+        // resubscribes by itself after later reconnects.
+        if (error instanceof Error && /^NOPERM/.test(error.message)) refusal = { error, until: Date.now() + 10_000 }
         subscribed = undefined
         sub.disconnect()
         throw error
@@ -416,12 +434,12 @@ export const make = (
       remove: (key) =>
         Effect.asVoid(call("unlink", () => client.unlink(key.entry))),
 
-      // DEL, not a SET of a new token: Redis accepts it even when it is full and refuses writes (noeviction), so
-      // an invalidation is never lost to OOM. The next lookup creates a new unique token, which no entry carries.
+      // The wire package's invalidation (a DEL of the generation, which Redis accepts even when it is full and
+      // refuses writes, noeviction), shared with the Effect 4 package. The next lookup creates a new unique token.
       dropGeneration: (namespace) =>
         confirmed === undefined
-          ? Effect.asVoid(call("invalidateNamespace", () => client.del(namespace.generation)))
-          : callUncorked("invalidateNamespace", () => confirmed.drop(namespace.generation)),
+          ? Effect.asVoid(call("invalidateNamespace", () => client.call(...Commands.invalidate(namespace))))
+          : callUncorked("invalidateNamespace", () => confirmed.drop(namespace)),
 
       sweep: (namespace) =>
         Stream.paginateEffect({ cursor: "0", node: undefined } as SweepCursor, (page) =>
@@ -438,7 +456,14 @@ export const make = (
 
       listenForRelease: (key) =>
         Effect.gen(function*() {
-          yield* ensureSubscribed
+          // Without the channel permission (NOPERM), no release is ever heard: wake every lockPollMs instead, so
+          // the waiter reads again (and tries the lock) rather than resolving at once beside the holder.
+          const refused = yield* Effect.catchIf(
+            Effect.as(ensureSubscribed, false),
+            (error) => error.cause instanceof Error && /^NOPERM/.test(error.cause.message),
+            () => Effect.succeed(true)
+          )
+          if (refused) return Effect.sleep(Duration.millis(lockPollMs))
           // Releases are counted from the moment we listen, so one that lands between a check and the wait
           // still wakes the waiter.
           let released = 0
@@ -610,7 +635,10 @@ export interface ClusterConfigOptions extends Omit<ConfigOptions, "url" | "senti
 
 /** The store over a client: the Redis store, behind a circuit breaker, with the near-cache if asked for. */
 const makeOver = (
-  connect: (commandTimeout: number) => Effect.Effect<Redis | Cluster, ConfigError.ConfigError, Scope.Scope>,
+  connect: (
+    commandTimeout: number,
+    events: RedisClient.Events
+  ) => Effect.Effect<Redis | Cluster, ConfigError.ConfigError, Scope.Scope>,
   options: Omit<Options, "url">
 ) =>
   Effect.gen(function*() {
@@ -642,23 +670,102 @@ const makeOver = (
       }
       confirmInvalidation = { replicas: confirm.replicas, timeoutMs }
     }
-    const client = defineScripts(yield* connect(commandTimeout))
+    // The instance's warnings: the connections' own failures and notices go there (never to the console), and
+    // the engine over this store reports the calls they affect into the same instance.
+    const warnings = yield* Warnings.make
+    const events: RedisClient.Events = {
+      failed: (error) => warnings.warnNow(Warnings.connectionWarning(error, 0)),
+      notice: (message) =>
+        warnings.warnNow({ key: `notice|${message}`, message: `ResponseCache: ${message}`, calls: 0 }),
+      recovered: () => warnings.logNow(Effect.logInfo("ResponseCache: the Redis connection is back"))
+    }
+    const client = defineScripts(yield* connect(commandTimeout, events))
     const store = yield* make(client, {
       channel: Keys.lockReleasedChannel(prefix),
       subscribeTimeoutMs: Math.max(1000, commandTimeout),
       confirmInvalidation,
-      commandTimeoutMs: commandTimeout
+      commandTimeoutMs: commandTimeout,
+      events
     })
-    const guarded = CircuitBreaker.make(store, {
+    const channels = yield* checkChannels(client, {
+      prefix,
+      channels: [Keys.lockReleasedChannel(prefix), ...(near === undefined ? [] : [Keys.nearChannel(prefix)])],
+      nearCache: near !== undefined,
+      commandTimeout,
+      warnings
+    })
+    const health: Effect.Effect<Health> = Effect.sync(() => {
+      if (client.status !== "ready") {
+        const failure = RedisClient.lastFailure(client)
+        return {
+          status: "degraded",
+          reason: failure === undefined
+            ? `the Redis connection is not ready (${client.status})`
+            : `the Redis connection failed: ${Warnings.describe(failure)}`
+        }
+      }
+      const refused = channels.refused()
+      return refused === undefined ? { status: "ok" } : { status: "degraded", reason: refused }
+    })
+    const guarded = CircuitBreaker.make({ ...store, health }, {
       failures: options.circuitBreaker?.failures ?? 5,
       cooldownMs: Duration.toMillis(Duration.decode(options.circuitBreaker?.cooldown ?? Duration.seconds(1)))
     })
-    if (near === undefined) return guarded
-    return yield* NearCache.make(guarded, client, {
-      capacity: near.capacity,
-      ttlMs: Duration.toMillis(Duration.decode(near.ttl)),
-      channel: Keys.nearChannel(prefix)
-    })
+    if (near === undefined) return Warnings.attach(guarded, warnings)
+    return Warnings.attach(
+      yield* NearCache.make(guarded, client, {
+        capacity: near.capacity,
+        ttlMs: Duration.toMillis(Duration.decode(near.ttl)),
+        channel: Keys.nearChannel(prefix),
+        events
+      }),
+      warnings
+    )
+  })
+
+/**
+ * Whether the connection's user may use the cache's pub/sub channels (a `PUBLISH` of an empty message on each,
+ * which every listener ignores: Redis checks the same channel permission for PUBLISH and SUBSCRIBE). Checked when
+ * the layer is built if Redis is ready by then, else when it first is. A refusal is warned of once, naming the ACL
+ * rule to add and what is lost without it, and kept for health checks.
+ */
+const checkChannels = (
+  client: Redis | Cluster,
+  options: {
+    readonly prefix: string
+    readonly channels: ReadonlyArray<string>
+    readonly nearCache: boolean
+    readonly commandTimeout: number
+    readonly warnings: Warnings.Warnings
+  }
+): Effect.Effect<{ readonly refused: () => string | undefined }, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    let refused: string | undefined
+    let checked = false
+    const check = (): Promise<void> =>
+      within(Promise.all(options.channels.map((channel) => client.publish(channel, ""))), options.commandTimeout)
+        .then(() => {
+          checked = true
+        }, (error: unknown) => {
+          if (!(error instanceof Error) || !/^NOPERM/.test(error.message)) return
+          checked = true
+          const rule = /channel/i.test(error.message) ? `&${options.prefix}:*` : "+publish +subscribe"
+          refused = `Redis refused the cache's user its pub/sub channels ${options.channels.join(", ")} ` +
+            `(${error.message}). Add the ACL rule ${rule} to the user (ACL SETUSER <user> ${rule}). Without it, ` +
+            (options.nearCache
+              ? "the near-cache is off (every read goes to Redis; no near entry is ever served), and "
+              : "") +
+            "a process waiting for another's resolve under a `lock` policy polls for its value every " +
+            `${lockPollMs} ms instead of being woken`
+          options.warnings.warnNow({ key: "channels", message: `ResponseCache: ${refused}`, calls: 0 })
+        })
+    const onReady = () => {
+      if (!checked) void check()
+    }
+    if (client.status === "ready") yield* Effect.promise(check)
+    client.on("ready", onReady)
+    yield* Effect.addFinalizer(() => Effect.sync(() => client.off("ready", onReady)))
+    return { refused: () => refused }
   })
 
 /**
@@ -674,11 +781,12 @@ export const layer = (options: Options = {}): Layer.Layer<CacheStore, ConfigErro
   Layer.scoped(
     CacheStore,
     makeOver(
-      (commandTimeout) =>
+      (commandTimeout, events) =>
         Effect.flatMap(RedisClient.singleOptions(options, commandTimeout), (redisOptions) =>
           // No auto-pipelining: the store batches the commands of one tick into one write itself, more cheaply.
           RedisClient.acquire(() => new Redis(redisOptions), {
             commandTimeout,
+            events,
             dbPath: options.redis?.db !== undefined ? ["redis", "db"] : ["url"]
           })),
       options
@@ -782,7 +890,7 @@ export const layerCluster = (options: ClusterOptions): Layer.Layer<CacheStore, C
   Layer.scoped(
     CacheStore,
     makeOver(
-      (commandTimeout) =>
+      (commandTimeout, events) =>
         Effect.gen(function*() {
           const { nodes, redisOptions } = yield* RedisClient.clusterNodes(options, commandTimeout)
           const own = yield* RedisClient.checkClusterOptions(options.cluster)
@@ -809,7 +917,7 @@ export const layerCluster = (options: ClusterOptions): Layer.Layer<CacheStore, C
               retryDelayOnTryAgain: Math.max(1, Math.floor(commandTimeout / 16)),
               clusterRetryStrategy: (attempt) => Math.min(25 * 2 ** attempt, 1000),
               redisOptions
-            }), { commandTimeout })
+            }), { commandTimeout, events })
         }),
       options
     )

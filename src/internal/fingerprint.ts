@@ -8,13 +8,12 @@
  * schema has the fingerprint of what it refines — and the inside of declarations (`Schema.declare`), which count by
  * their identifier annotation only. Give an explicit `responseVersion` string when such a change must split entries.
  *
- * The description is Effect 3's encoded-side AST (`SchemaAST.encodedAST`); Effect 4's AST has other node kinds,
- * so the Effect 4 package cannot be assumed to compute the same value: an explicit version string is the portable
- * choice across the two packages.
+ * The description is of Effect 3's encoded-side AST (`SchemaAST.encodedAST`), in grammar `s1`, hashed by the wire
+ * package (`Keys.schemaFingerprint`). The Effect 4 package describes Schema 4's AST in the same grammar, node for
+ * node, so the two agree for Schema 3 and Schema 4 declarations of one encoded shape (checked for the common forms
+ * by `packages/effect4/test/fingerprint.test.ts`); an explicit version string is the sure choice across the two.
  */
 import { Keys } from "@ledgerlink/response-cache-wire"
-import { blake3 } from "@noble/hashes/blake3.js"
-import { bytesToHex, utf8ToBytes } from "@noble/hashes/utils.js"
 import * as Option from "effect/Option"
 import type * as Schema from "effect/Schema"
 import * as SchemaAST from "effect/SchemaAST"
@@ -75,8 +74,7 @@ const fingerprints = new WeakMap<SchemaAST.AST, string>()
 export const ofSchema = (schema: Schema.Schema<any, any, never>): string => {
   let fingerprint = fingerprints.get(schema.ast)
   if (fingerprint === undefined) {
-    const description = Keys.canonicalJson(describe(SchemaAST.encodedAST(schema.ast), new Map()))
-    fingerprint = `s1:${bytesToHex(blake3(utf8ToBytes(description))).slice(0, 32)}`
+    fingerprint = Keys.schemaFingerprint(describe(SchemaAST.encodedAST(schema.ast), new Map()))
     fingerprints.set(schema.ast, fingerprint)
   }
   return fingerprint

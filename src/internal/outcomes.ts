@@ -5,13 +5,17 @@
  * each, even unrecorded), so with tracing disabled or with Effect's default tracer, which records nothing, none is
  * made.
  */
+import * as Cause from "effect/Cause"
+import * as Chunk from "effect/Chunk"
 import * as Clock from "effect/Clock"
 import * as Context from "effect/Context"
 import * as DefaultServices from "effect/DefaultServices"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import type * as Fiber from "effect/Fiber"
 import * as FiberRef from "effect/FiberRef"
-import * as Metric from "effect/Metric"
+import * as HashMap from "effect/HashMap"
+import * as Option from "effect/Option"
 import * as Tracer from "effect/Tracer"
 import type * as Cacheable from "../Cacheable.js"
 import type * as ResponseCache from "../ResponseCache.js"
@@ -23,6 +27,7 @@ type Result<A> = ResponseCache.WithOutcome<A>
 export type Lookups = ReturnType<typeof Metrics.forCache>["lookups"]
 
 const spanOptions = { captureStackTrace: false } as const
+const zero = BigInt(0)
 
 const defaultTracer = Context.get(DefaultServices.liveServices, Tracer.Tracer)
 
@@ -53,26 +58,43 @@ export const resolveTimed = <Q, A, E, R>(cacheable: Cacheable.Cacheable<Q, A, E,
 export const countHit = (fiber: Fiber.RuntimeFiber<unknown, unknown>, lookups: Lookups): void =>
   lookups.hit.unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
 
-/** The lookup, its outcome counted in the steps it takes anyway (`onExit` would cost several more). */
+/**
+ * The lookup, its outcome counted in the one step that continues it (`onExit` would cost several more, and a map
+ * with a `tapErrorCause` around it one more frame and step per call).
+ */
 export const counted = <A, E, R, B>(
   fiber: Fiber.RuntimeFiber<unknown, unknown>,
   lookups: Lookups,
   lookup: Effect.Effect<Result<A>, E, R>,
   answer: (result: Result<A>) => B
 ): Effect.Effect<B, E, R> =>
-  Effect.tapErrorCause(
-    Effect.map(lookup, (result) => {
+  Effect.matchCauseEffect(lookup, {
+    onFailure: (cause) => {
+      lookups.error.unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
+      return Effect.failCause(cause)
+    },
+    onSuccess: (result) => {
       lookups[result.outcome].unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
-      return answer(result)
-    }),
-    () => Metric.increment(lookups.error)
-  )
+      return Effect.succeed(answer(result))
+    }
+  })
+
+/** The span a new span is a child of: the fiber's parent span, unless it (or its chain) disables propagation. */
+const parentOf = (context: Context.Context<never>): Option.Option<Tracer.AnySpan> => {
+  let parent = Context.getOption(context, Tracer.ParentSpan)
+  while (parent._tag === "Some" && Context.get(parent.value.context, Tracer.DisablePropagation)) {
+    parent = parent.value._tag === "Span" ? parent.value.parent : Option.none()
+  }
+  return parent
+}
 
 /**
- * The lookup under the call's span, which is the parent of what the resolver does. The lookup itself makes no
- * spans, so it is not run under it (setting a parent span copies the fiber's whole context): it gets the span to
- * pass to the resolve. Outcome and metric are recorded as in `counted`; the span ends in useSpan's own exit
- * handler, interrupted or not.
+ * The lookup under the call's span, which is the parent of what the resolver does. The span is made by the
+ * fiber's tracer directly, as `Effect.useSpan` makes it — its parent, the fiber's span annotations and links, the
+ * tracer's timing — and ended in the one uninterruptible match that also counts the outcome, so a call pays for
+ * its span and nothing else (useSpan's exit handler, a second match and an `Exit` wrapper per call). The lookup
+ * itself makes no spans, so it is not run under it (setting a parent span copies the fiber's whole context): it
+ * gets the span to pass to the resolve. An interrupted call's span ends with the interruption, uncounted.
  */
 export const traced = <A, E, R, B>(
   fiber: Fiber.RuntimeFiber<unknown, unknown>,
@@ -81,20 +103,42 @@ export const traced = <A, E, R, B>(
   namespace: string,
   lookup: (span: Tracer.Span) => Effect.Effect<Result<A>, E, R>,
   answer: (result: Result<A>) => B
-): Effect.Effect<B, E, R> =>
-  Effect.useSpan("ResponseCache.getOrResolve", spanOptions, (span) => {
-    // Set here rather than as `attributes`, which Effect copies through Object.entries on every call.
-    span.attribute("cache.name", name)
-    span.attribute("cache.namespace", namespace)
-    return Effect.tapErrorCause(
-      Effect.map(lookup(span), (result) => {
+): Effect.Effect<B, E, R> => {
+  const services = fiber.getFiberRef(DefaultServices.currentServices)
+  const clock = Context.get(services, Clock.Clock)
+  const timing = fiber.getFiberRef(FiberRef.currentTracerTimingEnabled)
+  const links = fiber.getFiberRef(FiberRef.currentTracerSpanLinks)
+  const span = Context.get(services, Tracer.Tracer).span(
+    "ResponseCache.getOrResolve",
+    parentOf(fiber.getFiberRef(FiberRef.currentContext)),
+    Context.empty(),
+    Chunk.isEmpty(links) ? [] : Chunk.toReadonlyArray(links),
+    timing ? clock.unsafeCurrentTimeNanos() : zero,
+    "internal",
+    spanOptions
+  )
+  const annotations = fiber.getFiberRef(FiberRef.currentTracerSpanAnnotations)
+  if (HashMap.size(annotations) > 0) HashMap.forEach(annotations, (value, key) => span.attribute(key, value))
+  span.attribute("cache.name", name)
+  span.attribute("cache.namespace", namespace)
+  const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
+  return Effect.uninterruptibleMask((restore) =>
+    Effect.matchCauseEffect(restore(lookup(span)), {
+      onFailure: (cause) => {
+        if (!Cause.isInterruptedOnly(cause)) {
+          span.attribute("cache.outcome", "error")
+          lookups.error.unsafeUpdate(1, labels)
+        }
+        span.end(timing ? clock.unsafeCurrentTimeNanos() : zero, Exit.failCause(cause))
+        return Effect.failCause(cause)
+      },
+      onSuccess: (result) => {
         span.attribute("cache.outcome", result.outcome)
-        lookups[result.outcome].unsafeUpdate(1, fiber.getFiberRef(FiberRef.currentMetricLabels))
-        return answer(result)
-      }),
-      () => {
-        span.attribute("cache.outcome", "error")
-        return Metric.increment(lookups.error)
+        lookups[result.outcome].unsafeUpdate(1, labels)
+        const answered = answer(result)
+        span.end(timing ? clock.unsafeCurrentTimeNanos() : zero, Exit.succeed(answered))
+        return Effect.succeed(answered)
       }
-    )
-  })
+    })
+  )
+}

@@ -10,6 +10,7 @@ import * as Effect from "effect/Effect"
 import * as Redacted from "effect/Redacted"
 import type * as Scope from "effect/Scope"
 import type { Cluster, ClusterOptions, Redis, RedisOptions as IORedisOptions } from "ioredis"
+import { connectionFailure } from "./warnings.js"
 
 /**
  * ioredis's `RedisOptions` as the cache takes them: `replyMapping` left out (its type admits no `undefined`, which
@@ -250,7 +251,108 @@ const connectionDown =
 export const explain = (client: object, cause: unknown): unknown => {
   const reason = connectionErrors.get(client)
   if (reason === undefined || !(cause instanceof Error) || !connectionDown.test(cause.message)) return cause
-  return new Error(`${reason.message} (${cause.message})`, { cause: reason })
+  const explained = new Error(`${describeError(reason)} (${cause.message})`, { cause: reason })
+  Object.defineProperty(explained, connectionFailure, { value: true })
+  return explained
+}
+
+/** The words of an error: its message, or its code (Node's AggregateError of a failed connect has no message). */
+const describeError = (error: Error): string => {
+  if (error.message !== "") return error.message
+  const inner = (error as { errors?: ReadonlyArray<unknown> }).errors?.[0]
+  if (inner instanceof Error) return describeError(inner)
+  const code = (error as { code?: unknown }).code
+  return typeof code === "string" ? code : error.name
+}
+
+/**
+ * Where a client's own events go, instead of being dropped or printed on the console by ioredis: the connection's
+ * failures ('error' events: socket, TLS handshake, AUTH refused, …), what ioredis would `console.warn` (INFO
+ * refused by an ACL, a password the server does not need), and its recovery.
+ */
+export interface Events {
+  readonly failed: (error: Error) => void
+  readonly notice: (message: string) => void
+  readonly recovered: () => void
+}
+
+/** What ioredis answers to an AUTH refusal it only prints on the console, going on without the password. */
+const authNotices = /no password is set|without any password configured|wrong number of arguments for 'auth'/i
+
+/**
+ * Replaces a command of one connection by one that turns the refusals `handled` recognises into a notice and the
+ * reply `fallback` — the answer ioredis itself goes on with after printing its warning — so nothing reaches the
+ * console. Both the promise and the callback form keep working (ioredis's ready check uses the callback).
+ */
+const intercept = (
+  connection: Redis,
+  command: "info" | "auth" | "hello",
+  handled: (error: Error) => string | undefined,
+  fallback: unknown
+) => {
+  const original = (connection as unknown as Record<string, (...args: Array<unknown>) => Promise<unknown>>)[command]!
+    .bind(connection)
+  Object.defineProperty(connection, command, {
+    configurable: true,
+    writable: true,
+    value: (...args: Array<unknown>) => {
+      const callback = typeof args.at(-1) === "function"
+        ? args.pop() as (error: unknown, reply?: unknown) => void
+        : undefined
+      const reply = original(...args).catch((error: unknown) => {
+        const notice = error instanceof Error ? handled(error) : undefined
+        if (notice === undefined) throw error
+        const events = eventsOf.get(connection)
+        events?.notice(notice)
+        return fallback
+      })
+      if (callback !== undefined) {
+        reply.then((value) => callback(null, value), (error) => callback(error))
+        reply.catch(() => {})
+      }
+      return reply
+    }
+  })
+}
+
+const eventsOf = new WeakMap<object, Events>()
+
+/**
+ * `watchConnection` for a client: a single connection, or a cluster and each node connection it opens (a cluster
+ * reports its nodes' failures as "node error", its own as "error").
+ */
+export const watchClient = (client: Redis | Cluster, events: Events): void => {
+  if (!("nodes" in client && "slots" in client)) return watchConnection(client as Redis, events)
+  if (eventsOf.has(client)) return
+  eventsOf.set(client, events)
+  const nodeEvents: Events = { ...events, failed: () => {} }
+  client.on("+node", (node: Redis) => watchConnection(node, nodeEvents))
+  for (const node of client.nodes()) watchConnection(node, nodeEvents)
+  client.on("error", (error: Error) => events.failed(error))
+  client.on("node error", (error: Error) => events.failed(error))
+}
+
+/** The connection's last failure while it is not ready (socket, TLS handshake, AUTH refused, …). */
+export const lastFailure = (client: object): Error | undefined => connectionErrors.get(client)
+
+/**
+ * Routes one connection's events to `events`: its 'error' events, and the refusals ioredis would print (INFO
+ * refused: ioredis skips its ready check; AUTH with a password the server does not need). Every connection the
+ * cache opens goes through here, so no [ioredis] line ever reaches the console.
+ */
+export const watchConnection = (connection: Redis, events: Events): void => {
+  if (eventsOf.has(connection)) return
+  eventsOf.set(connection, events)
+  connection.on("error", (error: Error) => events.failed(error))
+  intercept(connection, "info", (error) =>
+    /^NOPERM/.test(error.message)
+      ? `Redis refused INFO to the cache's user (${error.message}): ioredis skips its ready check (whether Redis ` +
+        "is still loading its data set). Grant the user +info to keep it"
+      : undefined, "")
+  const authNotice = (error: Error) =>
+    authNotices.test(error.message) ? `Redis said of the cache's credentials: ${error.message}` : undefined
+  intercept(connection, "auth", authNotice, "OK")
+  intercept(connection, "hello", authNotice, "OK")
 }
 
 /**
@@ -262,22 +364,29 @@ export const explain = (client: object, cause: unknown): unknown => {
  */
 export const acquire = <C extends Redis | Cluster>(
   connect: () => C,
-  options: { readonly commandTimeout: number; readonly dbPath?: ReadonlyArray<string> | undefined }
+  options: {
+    readonly commandTimeout: number
+    readonly dbPath?: ReadonlyArray<string> | undefined
+    readonly events: Events
+  }
 ): Effect.Effect<C, ConfigError.ConfigError, Scope.Scope> =>
   Effect.gen(function*() {
     let refusedDb: Error | undefined
     let onRefusedDb: (() => void) | undefined
+    const { events } = options
     const client = yield* Effect.acquireRelease(
       Effect.sync(() => {
         const client = connect()
         const remember = (error: Error) => {
-          if (error instanceof Error) connectionErrors.set(client, error)
+          if (!(error instanceof Error)) return
+          connectionErrors.set(client, error)
+          events.failed(error)
         }
-        client.on("ready", () => connectionErrors.delete(client))
-        // A cluster reports a node's connection failures as "node error", its own as "error".
-        client.on("node error", remember)
+        client.on("ready", () => {
+          if (connectionErrors.delete(client)) events.recovered()
+        })
+        watchClient(client, { ...events, failed: remember })
         client.on("error", (error: Error) => {
-          remember(error)
           if (/DB index is out of range/i.test(error?.message ?? "")) {
             refusedDb = error
             client.disconnect()

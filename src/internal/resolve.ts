@@ -7,7 +7,8 @@
  * its value under the new generation. Reads made after a resolve (the lock holder's, the lock waiter's,
  * stale-if-error's) read the store again and check the generation, rather than trust what was read before.
  */
-import type * as Cause from "effect/Cause"
+import { Envelope } from "@ledgerlink/response-cache-wire"
+import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Effect from "effect/Effect"
 import * as Either from "effect/Either"
@@ -26,6 +27,7 @@ import * as Freshness from "./freshness.js"
 import * as Metrics from "./metrics.js"
 import { resolveTimed, underSpan } from "./outcomes.js"
 import { decodeEntry, encodeResponse } from "./serde.js"
+import * as Warnings from "./warnings.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>
 
@@ -72,41 +74,43 @@ export interface Resolver {
   readonly fits: (cacheable: Cacheable.Cacheable<any, any, any, any>, payload: string) => Effect.Effect<boolean>
 }
 
-/** The UTF-8 size of `payload` is over `max`; measured only when its length leaves it open. */
-const oversize = (payload: string, max: number): boolean =>
-  // A UTF-16 unit is 1 to 3 UTF-8 bytes (a surrogate pair, two units, is 4).
-  payload.length > max || (payload.length * 3 > max && Buffer.byteLength(payload, "utf8") > max)
-
-const storeFailed = (error: RedisError, doing: string) =>
-  Effect.logWarning(`ResponseCache: the store failed while ${doing}; answering from the resolver`).pipe(
-    Effect.annotateLogs({ operation: error.operation, cause: error.message })
-  )
+/** The UTF-8 size of `payload` is over `max`: the wire package's measure, shared with the Effect 4 package. */
+const oversize = Envelope.exceeds
 
 export const make = (
   store: CacheStore.Service,
-  options: { readonly strict: boolean; readonly nextToken: () => string; readonly maxEntryBytes: number }
+  options: {
+    readonly strict: boolean
+    readonly nextToken: () => string
+    readonly maxEntryBytes: number
+    readonly warnings: Warnings.Warnings
+  }
 ): Resolver => {
-  const { maxEntryBytes, nextToken, strict } = options
-  // When each cacheable last warned of an oversize response.
-  const warnedAt = new Map<string, number>()
+  const { maxEntryBytes, nextToken, strict, warnings } = options
+
+  /**
+   * One warning per distinct cause per minute, with the count of calls it affected (`warnings.ts`); each call at
+   * debug level.
+   */
+  const storeFailed = (error: RedisError, doing: string) =>
+    Effect.zipRight(
+      Effect.logDebug(`ResponseCache: bypass (the store failed while ${doing})`).pipe(
+        Effect.annotateLogs({ operation: error.operation, cause: error.message })
+      ),
+      warnings.warn(Warnings.storeWarning(error, doing))
+    )
 
   /** Counts an oversize response, and warns of it at most once a minute per cacheable. */
   const tooLarge = (cacheable: Cacheable.Cacheable<any, any, any, any>, payload: string): Effect.Effect<void> =>
-    Effect.flatMap(Clock.currentTimeMillis, (now) => {
-      const last = warnedAt.get(cacheable.name)
-      const warn = last === undefined || now - last >= 60_000
-      if (warn) warnedAt.set(cacheable.name, now)
-      return Metric.increment(Metrics.forCache(cacheable.name).oversize).pipe(
-        Effect.zipRight(
-          warn
-            ? Effect.logWarning(
-              `ResponseCache: a response of ${cacheable.name} is larger than maxEntryBytes (${maxEntryBytes}); ` +
-                "returned but not stored (warned at most once a minute per cacheable)"
-            ).pipe(Effect.annotateLogs({ cache: cacheable.name, bytes: Buffer.byteLength(payload, "utf8") }))
-            : Effect.void
-        )
-      )
-    })
+    Metric.increment(Metrics.forCache(cacheable.name).oversize).pipe(
+      Effect.zipRight(warnings.warn({
+        key: `oversize|${cacheable.name}`,
+        message: `ResponseCache: a response of ${cacheable.name} is larger than maxEntryBytes (${maxEntryBytes}); ` +
+          "returned but not stored (warned at most once a minute per cacheable)",
+        calls: 1,
+        annotations: { cache: cacheable.name, bytes: Buffer.byteLength(payload, "utf8") }
+      }))
+    )
 
   const fits: Resolver["fits"] = (cacheable, payload) =>
     oversize(payload, maxEntryBytes) ? Effect.as(tooLarge(cacheable, payload), false) : Effect.succeed(true)
@@ -216,8 +220,15 @@ export const make = (
         if (entry === undefined || !Freshness.servesOnError(entry, policy)) return Effect.failCause(cause)
         const decoded = decodeEntry(cacheable.response, entry.payload)
         if (Either.isLeft(decoded)) return Effect.failCause(cause)
+        const failure = Cause.squash(cause)
         return Effect.as(
-          Effect.logWarning("ResponseCache: the resolver failed; serving the entry within staleIfError", cause),
+          warnings.warn({
+            key: `staleIfError|${cacheable.name}|${Warnings.describe(failure).replace(/\d+/g, "#").slice(0, 200)}`,
+            message: `ResponseCache: the resolver of ${cacheable.name} failed (${Warnings.describe(failure)}); ` +
+              "serving the entry within staleIfError",
+            calls: 1,
+            annotations: { cache: cacheable.name, cause: Cause.pretty(cause) }
+          }),
           { value: decoded.right, outcome: Freshness.isFresh(entry) ? "hit" as const : "stale" as const }
         )
       }),

@@ -39,7 +39,7 @@ import * as Cacheable from "../Cacheable.js"
 import { type CacheError, SerdeError } from "../CacheError.js"
 import * as CacheKey from "../CacheKey.js"
 import * as CachePolicy from "../CachePolicy.js"
-import type { CacheStore, Lookup } from "../CacheStore.js"
+import type { CacheStore, Health, Lookup } from "../CacheStore.js"
 import type * as ResponseCache from "../ResponseCache.js"
 import { resolvedSync } from "./cachePolicy.js"
 import * as Freshness from "./freshness.js"
@@ -49,6 +49,7 @@ import * as Outcomes from "./outcomes.js"
 import * as Resolve from "./resolve.js"
 import { decodeEntry, DecodeMemo, encodeResponse } from "./serde.js"
 import * as SingleFlight from "./singleFlight.js"
+import * as Warnings from "./warnings.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>
 
@@ -67,6 +68,10 @@ const withPolicy = <A, E, R>(
   return resolved !== undefined ? f(resolved) : Effect.flatMap(CachePolicy.resolve(policy), f)
 }
 
+/** The single flight of a cache, in the layer's scope, warning into the cache's warnings. */
+const flightsOf = (store: CacheStore.Service) =>
+  Effect.flatMap(Effect.scope, (scope) => SingleFlight.make(scope, Warnings.forStore(store)))
+
 /**
  * Builds the service over a store. The scope is the layer's: resolves shared by several callers, and background
  * refreshes, run in it, so they outlive the caller that started them and stop when the layer does.
@@ -75,10 +80,12 @@ export const make = (
   store: CacheStore.Service,
   options: { readonly prefix: string; readonly strict: boolean; readonly maxEntryBytes: number }
 ): Effect.Effect<ResponseCache.ResponseCache.Service, never, Scope.Scope> =>
-  Effect.flatMap(Effect.flatMap(Effect.scope, SingleFlight.make), (flights) => {
+  Effect.flatMap(flightsOf(store), (flights) => {
     const { maxEntryBytes, prefix, strict } = options
     const nextToken = Tokens.tokenSource()
-    const resolver = Resolve.make(store, { strict, nextToken, maxEntryBytes })
+    // One warnings instance per cache: the store's (whose connection events it also warns of), or one of its own.
+    const warnings = Warnings.forStore(store)
+    const resolver = Resolve.make(store, { strict, nextToken, maxEntryBytes, warnings })
     const keys = new KeyMemo(prefix)
     // Entries of up to maxEntryBytes are memoised; the memo holds at most 64 Mi characters of payloads (or 64
     // entries of the largest size, whichever is more), besides its 10,000 entries.
@@ -254,6 +261,8 @@ export const make = (
         })
       )
 
+    const health = store.health ?? Effect.succeed<Health>({ status: "ok" })
+
     return Effect.succeed({
       getOrResolve,
       getOrResolveWithOutcome,
@@ -263,6 +272,7 @@ export const make = (
       invalidateNamespace,
       sweepNamespace,
       purgeNamespace,
-      inFlight: flights.inFlight
+      inFlight: flights.inFlight,
+      health
     })
   })

@@ -5,23 +5,34 @@
  *
  * Invalidation safety here: the engine puts the generation it read into the flight key, so a call that reads a
  * newer generation (after an invalidation returned) never joins a resolve that started before it.
+ *
+ * Joining costs one asynchronous step per caller (a stampede has a thousand of them): the caller's resume callback
+ * is kept on the flight, found and counted in the same step, and the resolve's exit is handed to every callback
+ * when it ends — no Deferred, no finalizer per caller; leaving on interruption is the step's canceler.
  */
 import * as Cause from "effect/Cause"
-import * as Deferred from "effect/Deferred"
 import * as Effect from "effect/Effect"
-import type * as Exit from "effect/Exit"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
 import * as Scope from "effect/Scope"
 import type * as ResponseCache from "../ResponseCache.js"
+import * as Warnings from "./warnings.js"
 
 type Result<A> = ResponseCache.WithOutcome<A>
 
+type Resume = (exit: Exit.Exit<Result<unknown>, unknown>) => void
+
 interface Flight {
-  readonly deferred: Deferred.Deferred<Result<unknown>, unknown>
-  /** Callers awaiting the outcome. */
+  /** Callers awaiting the outcome (the leader, while it waits, and the joiners). */
   waiters: number
+  /** The leader's resume, once it waits; it gets the resolve's own outcome. */
+  leader: Resume | undefined
+  /** The joiners' resumes; they get outcome `coalesced`. */
+  readonly joiners: Set<Resume>
   fiber: Fiber.RuntimeFiber<unknown, unknown> | undefined
+  /** Set when the resolve has ended. */
+  exit: Exit.Exit<Result<unknown>, unknown> | undefined
   /** A stale-while-revalidate refresh: it runs to its end even when no caller waits. */
   readonly background: boolean
 }
@@ -44,12 +55,16 @@ export interface SingleFlight {
   readonly inFlight: Effect.Effect<{ readonly resolves: number; readonly callers: number }>
 }
 
+/** The exit a joiner gets: the leader's value with outcome `coalesced`, or the same failure. */
+const coalesced = (exit: Exit.Exit<Result<unknown>, unknown>): Exit.Exit<Result<unknown>, unknown> =>
+  Exit.isSuccess(exit) ? Exit.succeed({ value: exit.value.value, outcome: "coalesced" }) : exit
+
 /**
  * Flights whose resolves run until `scope` (the layer's) closes. Each resolve is a daemon fiber, and the scope
  * gets one finalizer that interrupts those still running: a fork into the scope itself (`forkIn`) would open and
  * close a child scope for every miss.
  */
-export const make = (scope: Scope.Scope): Effect.Effect<SingleFlight> => {
+export const make = (scope: Scope.Scope, warnings: Warnings.Warnings): Effect.Effect<SingleFlight> => {
   const flights = new Map<string, Flight>()
   const interruptAll = Effect.suspend(() => {
     const running: Array<Fiber.RuntimeFiber<unknown, unknown>> = []
@@ -58,75 +73,137 @@ export const make = (scope: Scope.Scope): Effect.Effect<SingleFlight> => {
     return Fiber.interruptAll(running)
   })
 
-  const awaitFlight = <A, E>(
-    flight: Flight,
-    flightKey: string,
-    restore: <X, Y, Z>(effect: Effect.Effect<X, Y, Z>) => Effect.Effect<X, Y, Z>,
-    leader: boolean
-  ): Effect.Effect<Result<A>, E> => {
-    const waiting = restore(Deferred.await(flight.deferred as Deferred.Deferred<Result<A>, E>)).pipe(
-      Effect.ensuring(Effect.sync(() => flight.waiters--)),
-      Effect.onInterrupt(() =>
-        Effect.suspend(() => {
-          // The last caller to leave takes the resolve down with it; anyone still waiting keeps it going, and
-          // a background refresh runs to its end whoever waits.
-          if (flight.waiters > 0 || flight.background || flight.fiber === undefined) return Effect.void
-          if (flights.get(flightKey) === flight) flights.delete(flightKey)
-          return Fiber.interruptFork(flight.fiber)
-        })
-      )
-    )
-    return leader ? waiting : Effect.map(waiting, (result) => ({ value: result.value, outcome: "coalesced" }))
+  /** The resolve has ended: every waiting caller gets its exit. */
+  const complete = (flightKey: string, flight: Flight, exit: Exit.Exit<Result<unknown>, unknown>) => {
+    if (flights.get(flightKey) === flight) flights.delete(flightKey)
+    flight.exit = exit
+    const leader = flight.leader
+    flight.leader = undefined
+    if (leader !== undefined) leader(exit)
+    if (flight.joiners.size > 0) {
+      const joined = coalesced(exit)
+      for (const resume of flight.joiners) resume(joined)
+      flight.joiners.clear()
+    }
   }
 
-  const startOrJoin = <A, E, R>(
+  /**
+   * A caller leaves the flight before its end (interrupted). The last caller to leave takes the resolve down with
+   * it; anyone still waiting keeps it going, and a background refresh runs to its end whoever waits.
+   */
+  const leave = (flightKey: string, flight: Flight) => {
+    flight.waiters--
+    if (flight.waiters > 0 || flight.background || flight.fiber === undefined || flight.exit !== undefined) return
+    if (flights.get(flightKey) === flight) flights.delete(flightKey)
+    flight.fiber.unsafeInterruptAsFork(FiberId.none)
+  }
+
+  /**
+   * A joiner waits: counted in the same step as it found the flight, so that no yield lets the last other waiter,
+   * interrupted meanwhile, take the resolve down and leave this caller waiting forever. Its canceler (run when it
+   * is interrupted while waiting) makes it leave.
+   */
+  const join = (flightKey: string, flight: Flight, resume: Resume) => {
+    if (flight.exit !== undefined) {
+      resume(coalesced(flight.exit))
+      return undefined
+    }
+    flight.waiters++
+    flight.joiners.add(resume)
+    return Effect.sync(() => {
+      if (flight.joiners.delete(resume)) leave(flightKey, flight)
+    })
+  }
+
+  /** Makes the flight, counted with its first caller unless it is a refresh, and forks its resolve. */
+  const start = <A, E, R>(
     flightKey: string,
     resolve: () => Effect.Effect<Result<A>, E, R>,
     background: boolean
-  ): Effect.Effect<{ readonly flight: Flight; readonly leader: boolean }, never, R> =>
-    Effect.suspend((): Effect.Effect<{ readonly flight: Flight; readonly leader: boolean }, never, R> => {
-      const existing = flights.get(flightKey)
-      if (existing !== undefined) {
-        // Counted in the same step as the lookup: a yield between joining and being counted would let the last
-        // other waiter, interrupted meanwhile, take the resolve down and leave this caller waiting forever.
-        if (!background) existing.waiters++
-        return Effect.succeed({ flight: existing, leader: false })
-      }
-      const flight: Flight = {
-        deferred: Deferred.unsafeMake(FiberId.none),
-        waiters: background ? 0 : 1,
-        fiber: undefined,
-        background
-      }
-      flights.set(flightKey, flight)
-      const run = Effect.interruptible(Effect.onExit(resolve(), (exit) => {
-        if (flights.get(flightKey) === flight) flights.delete(flightKey)
-        return Deferred.done(flight.deferred, exit as Exit.Exit<Result<unknown>, unknown>)
-      }))
-      return Effect.map(Effect.forkDaemon(run), (fiber) => {
-        flight.fiber = fiber
-        return { flight, leader: true }
-      })
+  ): Effect.Effect<Flight, never, R> => {
+    const flight: Flight = {
+      waiters: background ? 0 : 1,
+      leader: undefined,
+      joiners: new Set(),
+      fiber: undefined,
+      exit: undefined,
+      background
+    }
+    flights.set(flightKey, flight)
+    const run = Effect.interruptible(
+      Effect.onExit(
+        resolve(),
+        (exit) => Effect.sync(() => complete(flightKey, flight, exit as Exit.Exit<Result<unknown>, unknown>))
+      )
+    )
+    return Effect.map(Effect.forkDaemon(run), (fiber) => {
+      flight.fiber = fiber
+      return flight
+    })
+  }
+
+  /** The leader's wait for the outcome of the flight it started. */
+  const leaderWait = (flight: Flight) =>
+    Effect.async<Result<unknown>, unknown>((resume) => {
+      if (flight.exit !== undefined) resume(flight.exit)
+      else flight.leader = resume
     })
 
+  /** One warning per distinct failure per minute, with the count of refreshes it affected. */
+  const refreshFailed = (cause: Cause.Cause<unknown>) => {
+    const failure = Cause.squash(cause)
+    const { reason } = Warnings.causeOf(failure)
+    return warnings.warn({
+      key: `refresh|${Warnings.describe(reason).replace(/\d+/g, "#").slice(0, 200)}`,
+      message: `ResponseCache: a background refresh failed (${Warnings.describe(reason)}); the stale entry stays`,
+      calls: 1,
+      annotations: { cause: Warnings.describe(reason) }
+    })
+  }
+
+  const shared = <A, E, R>(
+    flightKey: string,
+    resolve: () => Effect.Effect<Result<A>, E, R>
+  ): Effect.Effect<Result<A>, E, R> =>
+    Effect.async<Result<A>, E, R>((resume) => {
+      const flight = flights.get(flightKey)
+      if (flight !== undefined) return join(flightKey, flight, resume as Resume)
+      resume(lead(flightKey, resolve))
+      return undefined
+    })
+
+  /**
+   * Starts the flight in one uninterruptible step (made, counted, its resolve forked), or joins it when another
+   * caller started it since this one looked; only the wait is interruptible, and an interrupted leader leaves.
+   */
+  const lead = <A, E, R>(
+    flightKey: string,
+    resolve: () => Effect.Effect<Result<A>, E, R>
+  ): Effect.Effect<Result<A>, E, R> =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.suspend(() => {
+        if (flights.has(flightKey)) return restore(shared(flightKey, resolve))
+        return Effect.flatMap(start(flightKey, resolve, false), (flight) =>
+          Effect.onInterrupt(restore(leaderWait(flight)) as Effect.Effect<Result<A>, E>, () =>
+            Effect.sync(() => {
+              flight.leader = undefined
+              leave(flightKey, flight)
+            })))
+      })
+    )
+
   return Effect.as(Scope.addFinalizer(scope, interruptAll), {
-    shared: <A, E, R>(flightKey: string, resolve: () => Effect.Effect<Result<A>, E, R>) =>
-      Effect.uninterruptibleMask((restore) =>
-        Effect.flatMap(
-          startOrJoin(flightKey, resolve, false),
-          ({ flight, leader }) => awaitFlight<A, E>(flight, flightKey, restore, leader)
-        )
-      ),
+    shared,
     refreshInBackground: <A, E, R>(flightKey: string, resolve: () => Effect.Effect<Result<A>, E, R>) =>
-      Effect.uninterruptible(Effect.asVoid(startOrJoin(
-        flightKey,
-        () =>
-          Effect.tapErrorCause(resolve(), (cause) =>
-            Cause.isInterruptedOnly(cause)
-              ? Effect.void
-              : Effect.logWarning("ResponseCache: a background refresh failed; the stale entry stays", cause)),
-        true
-      ))),
+      Effect.uninterruptible(Effect.suspend(() =>
+        flights.has(flightKey) ? Effect.void : Effect.asVoid(start(
+          flightKey,
+          () =>
+            Effect.tapErrorCause(resolve(), (cause) =>
+              Cause.isInterruptedOnly(cause) ? Effect.void : refreshFailed(cause)),
+          true
+        ))
+      )),
     inFlight: Effect.sync(() => {
       let callers = 0
       for (const flight of flights.values()) callers += flight.waiters

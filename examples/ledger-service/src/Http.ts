@@ -131,14 +131,21 @@ const OpsLive = HttpApiBuilder.group(Api, "ops", (handlers) =>
           const [cacheUp, ledgerUp] = yield* Effect.all([answers(cache.get(healthProbe, {})), answers(repo.ping)], {
             concurrency: 2
           })
+          // Read after the probe: a probe that just failed is part of what it says.
+          const cacheHealth = yield* cache.health
           const backends = {
-            cache: { backend: cacheBackend.name, reachable: cacheUp },
+            cache: {
+              backend: cacheBackend.name,
+              reachable: cacheUp,
+              status: cacheHealth.status,
+              ...(cacheHealth.reason === undefined ? {} : { reason: cacheHealth.reason })
+            },
             ledger: { backend: repo.backend, reachable: ledgerUp }
           }
           if (!ledgerUp) {
             return yield* new Unhealthy({ message: "the ledger does not answer: uncached snapshots fail", ...backends })
           }
-          return { status: cacheUp ? "ok" as const : "degraded" as const, ...backends }
+          return { status: cacheUp && cacheHealth.status === "ok" ? "ok" as const : "degraded" as const, ...backends }
         }))
       .handle("metrics", () => metrics.scrape)
   }))

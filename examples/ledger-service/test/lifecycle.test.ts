@@ -169,7 +169,7 @@ describe.concurrent("npm start (src/main.ts) as a process", () => {
         const health = yield* fetchJson(`${main.url}/health`)
         assert.deepStrictEqual(health.body, {
           status: "ok",
-          cache: { backend: "redis", reachable: true },
+          cache: { backend: "redis", reachable: true, status: "ok" },
           ledger: { backend: pg ? "postgres" : "embedded", reachable: true }
         })
         yield* session(main.url, pg ? "lifecycle-admin-token" : "demo-acme-writer")

@@ -6,6 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { RedisError, ResponseCache } from "@ledgerlink/response-cache"
 import { Context, Effect, Layer } from "effect"
+import { Redis } from "ioredis"
 import { type RedisServer, startRedisServer } from "../../../test/support/redisServer.js"
 import * as EmbeddedLedger from "../src/LedgerRepo/Embedded.js"
 import { cacheOf, freshTenant, post, request, serviceUnderTest, snapshot, uniquePrefix } from "./harness.js"
@@ -139,7 +140,9 @@ describe("service while Redis is hung or down", () => {
           const health = yield* request("GET", "/health")
           assert.strictEqual(health.status, 200)
           assert.deepInclude(health.body, { status: "degraded" })
-          assert.deepStrictEqual(health.body.cache, { backend: "redis", reachable: false })
+          assert.deepInclude(health.body.cache, { backend: "redis", reachable: false, status: "degraded" })
+          // The cache says why, in Redis's or the socket's words.
+          assert.match(health.body.cache.reason, /timed out/)
 
           // Redis is back with the old entry: every answer stays fresh until the owed invalidation is done, after
           // which the snapshot is resolved again (miss) and cached (hit) — never the old entry's hit.
@@ -186,8 +189,63 @@ describe("service while Redis is hung or down", () => {
           }, (cache) => cache === "hit")
           const healthy = yield* request("GET", "/health")
           assert.deepInclude(healthy.body, { status: "ok" })
+          assert.deepStrictEqual(healthy.body.cache, { backend: "redis", reachable: true, status: "ok" })
+        }).pipe(Effect.provide(context))
+      }),
+    20_000
+  )
+
+  it.scopedLive(
+    "Redis refuses the password, then goes down: /health says why (WRONGPASS, ECONNREFUSED), never the password",
+    () =>
+      Effect.gen(function*() {
+        const redis = yield* ownRedis()
+        // Set after the start: the start-up check PINGs without a password.
+        yield* Effect.promise(async () => {
+          const admin = new Redis(redis.url)
+          await admin.config("SET", "requirepass", "the-right-secret")
+          admin.disconnect()
+        })
+        const context = yield* Layer.build(serviceUnderTest(
+          cacheOf(
+            "redis",
+            ResponseCache.layerRedis({
+              url: redis.url,
+              prefix: uniquePrefix("auth"),
+              redis: { password: "a-wrong-secret" }
+            })
+          ),
+          EmbeddedLedger.layer()
+        ))
+        yield* Effect.gen(function*() {
+          const tenant = yield* freshTenant()
+          const read = yield* snapshot(tenant, "2025-12-31")
+          assert.strictEqual(read.status, 200)
+          assert.strictEqual(read.headers.get("x-cache"), "bypass")
+          const health = yield* request("GET", "/health")
+          assert.strictEqual(health.status, 200)
+          assert.deepInclude(health.body, { status: "degraded" })
+          assert.deepInclude(health.body.cache, { backend: "redis", reachable: false, status: "degraded" })
+          assert.match(health.body.cache.reason, /WRONGPASS invalid username-password pair/)
+          assert.notInclude(JSON.stringify(health.body), "secret")
+
+          yield* Effect.promise(() => redis.stop())
+          const down = yield* readUntilHealth((body) => /ECONNREFUSED/.test(body.cache.reason ?? ""))
+          assert.match(down.cache.reason, /the Redis connection failed: connect ECONNREFUSED 127\.0\.0\.1:\d+/)
+          assert.notInclude(JSON.stringify(down), "secret")
         }).pipe(Effect.provide(context))
       }),
     20_000
   )
 })
+
+/** Asks /health until `done` holds of its body (the connection's next failure is reported as it happens). */
+const readUntilHealth = (done: (body: any) => boolean) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < 200; i++) {
+      const health = yield* request("GET", "/health")
+      if (done(health.body)) return health.body
+      yield* Effect.sleep("20 millis")
+    }
+    return assert.fail("/health never said so")
+  })

@@ -22,7 +22,7 @@ echo "== packing (builds both packages through their prepack)"
 wire="$(ls "$work"/ledgerlink-response-cache-wire-*.tgz)"
 effect4="$(ls "$work"/ledgerlink-response-cache-effect4-*.tgz)"
 echo "   $(basename "$wire"): $(tar -tzf "$wire" | wc -l) files; $(basename "$effect4"): $(tar -tzf "$effect4" | wc -l) files"
-if tar -tzf "$effect4" | grep -vE '^package/(dist/.*\.(js|d\.ts)|README\.md|LICENSE|package\.json)$'; then
+if tar -tzf "$effect4" | grep -vE '^package/(dist/.*\.(js|d\.ts)|README\.md|LICENSE|CHANGELOG\.md|package\.json)$'; then
   echo "unexpected files in the tarball (above)" >&2
   exit 1
 fi

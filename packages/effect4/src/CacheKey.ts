@@ -1,7 +1,8 @@
 /**
  * Key derivation. The layout itself — `<prefix>:{ns:<escaped namespace>}:…`, the BLAKE3 digest over the
- * cacheable's name and the canonical JSON of the encoded query — is the wire package's `Keys`, shared with the
- * Effect 3 package, so both derive the same keys for the same name and encoded query.
+ * cacheable's name, its response version if it has one, and the canonical JSON of the encoded query — is the wire
+ * package's `Keys`, shared with the Effect 3 package, so both derive the same keys for the same name, version and
+ * encoded query.
  *
  * @since 0.1.0
  */
@@ -69,7 +70,7 @@ export const derive = <Q, A, E, R>(
   } catch (cause) {
     return Result.fail(new SerdeError({ subject: "query", cause }))
   }
-  return Result.succeed(Keys.cacheKey(namespace, Keys.digest(cacheable.name, json)))
+  return Result.succeed(Keys.cacheKey(namespace, Keys.digest(cacheable.name, json, cacheable.fingerprint)))
 }
 
 /**

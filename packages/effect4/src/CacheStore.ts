@@ -67,8 +67,14 @@ export class CacheStore extends Context.Service<CacheStore, {
   ) => Effect.Effect<boolean, RedisError>
   /** Removes one entry. */
   readonly remove: (key: CacheKey) => Effect.Effect<void, RedisError>
-  /** Replaces the namespace's generation with `token`, if it has one; without one, nothing can be read anyway. */
-  readonly renewGeneration: (namespace: NamespaceKeys, token: string) => Effect.Effect<void, RedisError>
+  /**
+   * Invalidates the namespace in one atomic O(1) step the store accepts even when it is full: its generation is
+   * dropped (Redis: the wire package's `Commands.invalidate`, a DEL, as the Effect 3 package does), so no stored
+   * entry is current any more, and the next lookup that may create one starts a new unique token. A write that
+   * expects the old generation is refused from then on. A store whose invalidations are confirmed (Redis `WAIT`)
+   * returns only once they are, or fails.
+   */
+  readonly dropGeneration: (namespace: NamespaceKeys) => Effect.Effect<void, RedisError>
   /** Pages through the namespace's entries, removing those its current generation does not count. */
   readonly sweep: (namespace: NamespaceKeys) => Stream.Stream<number, RedisError>
   /**

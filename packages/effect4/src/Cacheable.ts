@@ -4,9 +4,11 @@
  *
  * @since 0.1.0
  */
+import { Keys } from "@ledgerlink/response-cache-wire"
 import type * as Effect from "effect/Effect"
 import type * as Schema from "effect/Schema"
 import type { CachePolicy } from "./CachePolicy.js"
+import * as Fingerprint from "./internal/fingerprint.js"
 
 /**
  * @since 0.1.0
@@ -23,6 +25,11 @@ export interface Cacheable<in out Q, in out A, out E = never, out R = never> {
   readonly namespace: (query: Q) => string
   readonly policy: CachePolicy | ((query: Q) => CachePolicy)
   readonly resolve: (query: Q) => Effect.Effect<A, E, R>
+  /**
+   * Which response schema entries are written under, folded into every key digest (see `responseVersion` on
+   * `make`); undefined: none, the keys of earlier versions.
+   */
+  readonly fingerprint?: string | undefined
 }
 
 /**
@@ -36,7 +43,30 @@ export const make = <Q, QI, A, AI, E = never, R = never>(options: {
   readonly namespace: (query: Q) => string
   readonly policy: CachePolicy | ((query: Q) => CachePolicy)
   readonly resolve: (query: Q) => Effect.Effect<A, E, R>
-}): Cacheable<Q, A, E, R> => ({ ...options })
+  /**
+   * Makes a change of the response schema a miss rather than a decode failure, in every mode (opt-in): `true`
+   * fingerprints the schema's encoded form (field names, optionality, types — not checks), a string is a version
+   * you bump yourself. Either is part of every key digest, so an entry written under another schema has another
+   * key: never read, never a `SerdeError`, never overwritten by the other schema's processes during a rolling
+   * deploy (it expires by its ttl). Unset: the keys of earlier versions.
+   *
+   * Shared with the Effect 3 package: a string gives the same digest in both; `true` gives the same fingerprint for
+   * a Schema 4 and a Schema 3 declaration of the same encoded shape (checked for structs, optional and exact-optional
+   * fields, arrays, tuples, records, unions, literals, null, classes, transformations by their encoded side; see
+   * `internal/fingerprint.ts`) — for other forms, or to be sure, use a string.
+   */
+  readonly responseVersion?: string | true | undefined
+}): Cacheable<Q, A, E, R> => {
+  const { responseVersion, ...rest } = options
+  return {
+    ...rest,
+    fingerprint: responseVersion === true
+      ? Fingerprint.ofSchema(options.response)
+      : responseVersion === undefined
+      ? undefined
+      : Keys.versionFingerprint(responseVersion)
+  }
+}
 
 /**
  * The policy that applies to one query.

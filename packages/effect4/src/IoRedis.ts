@@ -7,8 +7,13 @@
  * reconnects in the background, and commands fail at once while it is disconnected (no offline queue). The client
  * is closed when the layer's scope ends, by a release that cannot hang.
  *
+ * Beside `Redis`, the layers provide `IoRedisClient`, the ioredis client itself: `ResponseCache.layerRedis` finds it
+ * there and uses what only the client can give — connection events for the near-cache (`nearCache`), and on a
+ * cluster a sweep and confirmed invalidations that go to the node owning the namespace's slot.
+ *
  * @since 0.1.0
  */
+import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -33,6 +38,16 @@ const loadIoRedis: Effect.Effect<IoRedisModule> = Effect.tryPromise({
       : Effect.succeed(module)
   )
 )
+
+/**
+ * The ioredis client behind the `Redis` service of this module's layers.
+ *
+ * @since 0.1.0
+ * @category services
+ */
+export class IoRedisClient extends Context.Service<IoRedisClient, {
+  readonly client: IORedis | Cluster
+}>()("@ledgerlink/response-cache-effect4/IoRedisClient") {}
 
 const reveal = (secret: string | Redacted.Redacted): string =>
   Redacted.isRedacted(secret) ? Redacted.value(secret) as string : secret
@@ -82,7 +97,7 @@ const make = (connect: () => IORedis | Cluster, commandTimeoutMs: number) =>
     const call = <A>(command: string, args: ReadonlyArray<string>): Promise<A> =>
       client.call(command, ...args) as Promise<A>
 
-    return yield* Redis.make({
+    const redis = yield* Redis.make({
       send: <A = unknown>(command: string, ...args: ReadonlyArray<string>) =>
         Effect.tryPromise({
           try: async (): Promise<A> => {
@@ -116,11 +131,20 @@ const make = (connect: () => IORedis | Cluster, commandTimeoutMs: number) =>
           })
           return Effect.never
         }),
-      // The dedicated connections behind `Redis.reserve` (the cache itself never reserves one).
+      // The dedicated connections behind `Redis.reserve` (the cache reserves one for a confirmed invalidation on
+      // a single server). Connected before use: the client's settings have no offline queue.
       connect: Effect.tryPromise({
         try: async () => {
-          const connection = isCluster(client) ? client.duplicate() : client.duplicate()
+          const connection = isCluster(client)
+            ? client.duplicate([], { lazyConnect: true })
+            : client.duplicate({ lazyConnect: true })
           connection.on("error", () => {})
+          try {
+            await connection.connect()
+          } catch (error) {
+            connection.disconnect()
+            throw error
+          }
           return {
             send: <A = unknown>(command: string, ...args: ReadonlyArray<string>) =>
               Effect.tryPromise({
@@ -133,6 +157,7 @@ const make = (connect: () => IORedis | Cluster, commandTimeoutMs: number) =>
         catch: (cause) => new Redis.RedisError({ cause })
       })
     })
+    return Context.make(Redis.Redis, redis).pipe(Context.add(IoRedisClient, IoRedisClient.of({ client })))
   })
 
 /**
@@ -157,9 +182,8 @@ const commandTimeoutMs = (input: Duration.Input | undefined) =>
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<Redis.Redis> =>
-  Layer.effect(
-    Redis.Redis,
+export const layer = (options: Options = {}): Layer.Layer<Redis.Redis | IoRedisClient> =>
+  Layer.effectContext(
     Effect.flatMap(loadIoRedis, (ioredis) => {
       const commandTimeout = commandTimeoutMs(options.commandTimeout)
       return make(
@@ -196,9 +220,8 @@ export interface ClusterLayerOptions {
  * @since 0.1.0
  * @category layers
  */
-export const layerCluster = (options: ClusterLayerOptions): Layer.Layer<Redis.Redis> =>
-  Layer.effect(
-    Redis.Redis,
+export const layerCluster = (options: ClusterLayerOptions): Layer.Layer<Redis.Redis | IoRedisClient> =>
+  Layer.effectContext(
     Effect.flatMap(loadIoRedis, (ioredis) => {
       const commandTimeout = commandTimeoutMs(options.commandTimeout)
       return make(() =>

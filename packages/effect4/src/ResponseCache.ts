@@ -20,6 +20,7 @@
  *
  * @since 0.1.0
  */
+import { Envelope, Keys } from "@ledgerlink/response-cache-wire"
 import * as Config from "effect/Config"
 import * as Context from "effect/Context"
 import * as Duration from "effect/Duration"
@@ -27,6 +28,8 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import type * as Option from "effect/Option"
 import type * as Redis from "effect/persistence/Redis"
+import * as Schema from "effect/Schema"
+import * as SchemaIssue from "effect/SchemaIssue"
 import * as Stream from "effect/Stream"
 import type { Cacheable } from "./Cacheable.js"
 import type { CacheError } from "./CacheError.js"
@@ -34,6 +37,7 @@ import { checkPrefix } from "./CacheKey.js"
 import { CacheStore } from "./CacheStore.js"
 import * as CircuitBreaker from "./CacheStore/CircuitBreaker.js"
 import * as MemoryStore from "./CacheStore/Memory.js"
+import * as NearCache from "./CacheStore/NearCache.js"
 import * as RedisStore from "./CacheStore/Redis.js"
 import * as internal from "./internal/responseCache.js"
 import * as IoRedis from "./IoRedis.js"
@@ -198,26 +202,62 @@ export interface Options {
   readonly prefix?: string | undefined
   /** Surface store failures and corrupt entries from `getOrResolve` instead of answering from the resolver. */
   readonly strict?: boolean | undefined
-}
-
-const validPrefix = (prefix: string) => {
-  const problem = checkPrefix(prefix)
-  return problem === undefined ? Effect.succeed(prefix) : Effect.die(new Error(problem))
+  /**
+   * Responses whose JSON is larger than this many bytes (UTF-8) are returned but not stored (outcome `miss`, the
+   * counter `response_cache_oversize_total`, a warning at most once a minute per cacheable). Default 1 MiB;
+   * `Infinity` stores everything. Measured as the Effect 3 package measures it (the wire package's `exceeds`).
+   */
+  readonly maxEntryBytes?: number | undefined
 }
 
 /**
- * The cache over the `CacheStore` in context: the engine every layer below is built from.
+ * An unusable setting: a `ConfigError` whose message and path name the setting.
+ */
+const invalid = (path: ReadonlyArray<string>, problem: string): Config.ConfigError =>
+  new Config.ConfigError(
+    new Schema.SchemaError(new SchemaIssue.Pointer(path, new SchemaIssue.InvalidValue({ message: problem })))
+  )
+
+const checkOptions = (options: Options) =>
+  Effect.suspend(() => {
+    const prefix = options.prefix ?? "rc"
+    const problem = checkPrefix(prefix)
+    if (problem !== undefined) return Effect.fail(invalid(["prefix"], problem))
+    const maxEntryBytes = options.maxEntryBytes ?? Envelope.defaultMaxEntryBytes
+    if (!(maxEntryBytes === Infinity || (Number.isSafeInteger(maxEntryBytes) && maxEntryBytes >= 1))) {
+      return Effect.fail(invalid(
+        ["maxEntryBytes"],
+        `maxEntryBytes: ${maxEntryBytes} is not usable: use a whole number of bytes, at least 1, or Infinity`
+      ))
+    }
+    return Effect.succeed({ prefix, maxEntryBytes, strict: options.strict ?? false })
+  })
+
+/** A duration setting that must be finite and at least 1 ms, in whole milliseconds. */
+const positiveMillis = (path: ReadonlyArray<string>, input: Duration.Input) => {
+  const decoded = Duration.fromInput(input)
+  const ms = decoded._tag === "None" ? NaN : Math.ceil(Duration.toMillis(decoded.value))
+  return Number.isSafeInteger(ms) && ms >= 1
+    ? Effect.succeed(ms)
+    : Effect.fail(
+      invalid(path, `${path.join(".")}: ${String(input)} is not usable: use a finite duration of at least 1 ms`)
+    )
+}
+
+/**
+ * The cache over the `CacheStore` in context: the engine every layer below is built from. An unusable setting
+ * fails its construction with a `ConfigError` naming the setting.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layer = (options: Options = {}): Layer.Layer<ResponseCache, never, CacheStore> =>
+export const layer = (options: Options = {}): Layer.Layer<ResponseCache, Config.ConfigError, CacheStore> =>
   Layer.effect(
     ResponseCache,
     Effect.gen(function*() {
-      const prefix = yield* validPrefix(options.prefix ?? "rc")
+      const checked = yield* checkOptions(options)
       const store = yield* CacheStore
-      return yield* internal.make(store, { prefix, strict: options.strict ?? false })
+      return yield* internal.make(store, checked)
     })
   )
 
@@ -237,12 +277,14 @@ export interface MemoryOptions extends Options {
  * @since 0.1.0
  * @category layers
  */
-export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<ResponseCache> =>
+export const layerMemory = (options: MemoryOptions = {}): Layer.Layer<ResponseCache, Config.ConfigError> =>
   layer(options).pipe(
     Layer.provide(Layer.unwrap(Effect.suspend(() => {
       const capacity = options.capacity ?? 10_000
       if (!Number.isSafeInteger(capacity) || capacity < 1) {
-        return Effect.die(new Error(`Invalid capacity ${capacity}: use a whole number of entries, at least 1`))
+        return Effect.fail(
+          invalid(["capacity"], `capacity: ${capacity} is not usable: use a whole number of entries, at least 1`)
+        )
       }
       return Effect.succeed(MemoryStore.layer({ capacity }))
     })))
@@ -266,37 +308,107 @@ export interface RedisOptions extends Options {
     }
     | false
     | undefined
+  /**
+   * Confirmed invalidation (opt-in): `invalidateNamespace` and `purgeNamespace` return only once `WAIT` reports
+   * the invalidation on at least `replicas` replicas (of the namespace's shard, on a cluster) within `timeout`, and
+   * fail with `RedisError` (operation `"invalidateNamespace"`) otherwise — the invalidation may then not survive a
+   * failover. Sent over a connection no other command shares (`Redis.reserve`; on an ioredis cluster, one to the
+   * slot's owner), so no hit or miss ever queues behind a WAIT.
+   */
+  readonly confirmInvalidation?: {
+    readonly replicas: number
+    readonly timeout: Duration.Input
+  } | undefined
+  /**
+   * An in-process LRU of entries in front of Redis (opt-in), kept coherent across processes (of either package)
+   * over pub/sub: an invalidation, `set` or `invalidate` in any process drops the entry everywhere within the
+   * pub/sub delivery time. `ttl` bounds how long an entry is kept near (never longer than Redis keeps it).
+   *
+   * Needs the `Redis` service of `IoRedis.layer` / `IoRedis.layerCluster` (as `layerRedisCluster` has): a
+   * near-cache must empty itself whenever its subscription may have missed a message, and only there are the
+   * connection events it needs to know that. Over any other provider (`NodeRedis.layer`, whose subscriber
+   * resubscribes after a reconnect without a word) the layer fails with a `ConfigError` at `nearCache`.
+   */
+  readonly nearCache?: {
+    readonly capacity: number
+    readonly ttl: Duration.Input
+  } | undefined
 }
 
-const redisStore = (options: RedisOptions): Layer.Layer<CacheStore, never, Redis.Redis> =>
-  Layer.unwrap(Effect.suspend(() => {
-    const prefix = options.prefix ?? "rc"
-    const problem = checkPrefix(prefix)
-    if (problem !== undefined) return Effect.die(new Error(problem))
-    const commandTimeout = Duration.fromInput(options.commandTimeout ?? Duration.millis(500))
-    if (
-      commandTimeout._tag === "None" || !Duration.isFinite(commandTimeout.value) ||
-      !Duration.isPositive(commandTimeout.value)
-    ) {
-      return Effect.die(new Error(`Invalid commandTimeout ${String(options.commandTimeout)}: use a positive duration`))
-    }
-    const store = RedisStore.layer({ prefix, commandTimeout: commandTimeout.value })
-    if (options.breaker === false) return Effect.succeed(store)
-    const failures = options.breaker?.failures ?? 5
-    if (!Number.isSafeInteger(failures) || failures < 1) {
-      return Effect.die(new Error(`Invalid breaker.failures ${failures}: use a whole number, at least 1`))
-    }
-    return Effect.succeed(CircuitBreaker.layer(store, {
-      failures,
-      cooldown: Duration.fromInputUnsafe(options.breaker?.cooldown ?? Duration.seconds(1))
-    }))
-  }))
+const nearCacheNeedsIoRedis = "nearCache: the Redis service in context gives no connection events, so a near-cache " +
+  "over it could not tell when its invalidation subscription missed messages (a Node provider such as NodeRedis " +
+  "resubscribes after a reconnect silently) and could serve invalidated entries for good. Provide Redis with " +
+  "IoRedis.layer or IoRedis.layerCluster (layerRedisCluster does), or leave nearCache out"
+
+const redisStore = (options: RedisOptions): Layer.Layer<CacheStore, Config.ConfigError, Redis.Redis> =>
+  Layer.effect(
+    CacheStore,
+    Effect.gen(function*() {
+      const { prefix } = yield* checkOptions(options)
+      const commandTimeout = yield* positiveMillis(["commandTimeout"], options.commandTimeout ?? Duration.millis(500))
+      const breaker = options.breaker
+      const failures = breaker === false ? 0 : breaker?.failures ?? 5
+      if (breaker !== false && (!Number.isSafeInteger(failures) || failures < 1)) {
+        return yield* Effect.fail(invalid(
+          ["breaker", "failures"],
+          `breaker.failures: ${failures} is not usable: use a whole number, at least 1`
+        ))
+      }
+      const cooldown = breaker === false
+        ? 0
+        : yield* positiveMillis(["breaker", "cooldown"], breaker?.cooldown ?? Duration.seconds(1))
+      const confirm = options.confirmInvalidation
+      let confirmInvalidation: RedisStore.Options["confirmInvalidation"]
+      if (confirm !== undefined) {
+        if (!Number.isSafeInteger(confirm.replicas) || confirm.replicas < 1) {
+          return yield* Effect.fail(invalid(
+            ["confirmInvalidation", "replicas"],
+            `confirmInvalidation.replicas: ${confirm.replicas} is not usable: use a whole number, at least 1`
+          ))
+        }
+        // WAIT with a timeout of 0 blocks for ever.
+        const timeoutMs = yield* positiveMillis(["confirmInvalidation", "timeout"], confirm.timeout)
+        confirmInvalidation = { replicas: confirm.replicas, timeoutMs }
+      }
+      const near = options.nearCache
+      let nearClient: IoRedis.IoRedisClient["Service"]["client"] | undefined
+      let nearTtlMs = 0
+      if (near !== undefined) {
+        if (!Number.isSafeInteger(near.capacity) || near.capacity < 1) {
+          return yield* Effect.fail(invalid(
+            ["nearCache", "capacity"],
+            `nearCache.capacity: ${near.capacity} is not usable: use a whole number of entries, at least 1`
+          ))
+        }
+        nearTtlMs = yield* positiveMillis(["nearCache", "ttl"], near.ttl)
+        const io = yield* Effect.serviceOption(IoRedis.IoRedisClient)
+        if (io._tag === "None") return yield* Effect.fail(invalid(["nearCache"], nearCacheNeedsIoRedis))
+        nearClient = io.value.client
+      }
+      const store = yield* RedisStore.make({
+        prefix,
+        commandTimeout: Duration.millis(commandTimeout),
+        confirmInvalidation
+      })
+      const guarded = breaker === false
+        ? store
+        : yield* CircuitBreaker.make(store, { failures, cooldown: Duration.millis(cooldown) })
+      if (near === undefined || nearClient === undefined) return guarded
+      return yield* NearCache.make(guarded, nearClient, {
+        capacity: near.capacity,
+        ttlMs: nearTtlMs,
+        channel: Keys.nearChannel(prefix),
+        subscribeTimeoutMs: Math.max(500, commandTimeout)
+      })
+    })
+  )
 
 /**
  * The cache on Redis, over Effect's own `Redis` service: `NodeRedis.layer({ url })` from `@effect/platform-node`
  * provides it, as does `IoRedis.layer`, or any other provider. Building it makes no Redis call, so it never fails
  * because Redis is unreachable (whether the provider's own build does is the provider's matter: `NodeRedis.layer`
- * connects first, `IoRedis.layer` does not); every store call is bounded by `commandTimeout`.
+ * connects first, `IoRedis.layer` does not); every store call is bounded by `commandTimeout`. An unusable setting
+ * fails it with a `ConfigError` naming the setting.
  *
  * Wire compatible with `@ledgerlink/response-cache` (Effect 3): on one Redis and one prefix, a cacheable of the
  * same name whose query and response encode the same way shares entries, generations, locks and invalidations.
@@ -304,7 +416,7 @@ const redisStore = (options: RedisOptions): Layer.Layer<CacheStore, never, Redis
  * @since 0.1.0
  * @category layers
  */
-export const layerRedis = (options: RedisOptions = {}): Layer.Layer<ResponseCache, never, Redis.Redis> =>
+export const layerRedis = (options: RedisOptions = {}): Layer.Layer<ResponseCache, Config.ConfigError, Redis.Redis> =>
   layer(options).pipe(Layer.provide(redisStore(options)))
 
 /**
@@ -315,12 +427,13 @@ export interface RedisClusterOptions extends RedisOptions, Omit<IoRedis.ClusterL
 
 /**
  * The cache on a Redis Cluster through ioredis, with every guarantee of `layerRedis`. A namespace's keys share one
- * hash tag, so each namespace lives in one slot and every script runs on one node.
+ * hash tag, so each namespace lives in one slot and every script runs on one node; the sweep and confirmed
+ * invalidations go to the node that owns the slot, and follow it through a resharding.
  *
  * @since 0.1.0
  * @category layers
  */
-export const layerRedisCluster = (options: RedisClusterOptions): Layer.Layer<ResponseCache> =>
+export const layerRedisCluster = (options: RedisClusterOptions): Layer.Layer<ResponseCache, Config.ConfigError> =>
   layerRedis(options).pipe(Layer.provide(IoRedis.layerCluster(options)))
 
 /**

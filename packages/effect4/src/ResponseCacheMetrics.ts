@@ -36,6 +36,17 @@ export const resolveDuration = Metric.histogram("response_cache_resolve_duration
   boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 16 })
 })
 
+/**
+ * Responses not stored because their JSON was larger than `maxEntryBytes`, with attribute `cache`.
+ *
+ * @since 0.1.0
+ * @category metrics
+ */
+export const oversize = Metric.counter("response_cache_oversize_total", {
+  description: "Responses returned but not stored: larger than maxEntryBytes",
+  incremental: true
+})
+
 const outcomes: ReadonlyArray<Outcome> = ["hit", "miss", "coalesced", "stale", "bypass", "error"]
 
 /**
@@ -51,7 +62,8 @@ export const forCache = (cache: string): ForCache => {
       lookups: Object.fromEntries(
         outcomes.map((outcome) => [outcome, Metric.withAttributes(lookups, { cache, outcome })])
       ) as Record<Outcome, Metric.Counter<number>>,
-      resolveDuration: Metric.withAttributes(resolveDuration, { cache })
+      resolveDuration: Metric.withAttributes(resolveDuration, { cache }),
+      oversize: Metric.withAttributes(oversize, { cache })
     }
     byCache.set(cache, tagged)
   }
@@ -65,6 +77,7 @@ export const forCache = (cache: string): ForCache => {
 export interface ForCache {
   readonly lookups: Record<Outcome, Metric.Counter<number>>
   readonly resolveDuration: Metric.Histogram<number>
+  readonly oversize: Metric.Counter<number>
 }
 
 const byCache = new Map<string, ForCache>()

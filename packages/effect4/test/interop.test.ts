@@ -4,6 +4,7 @@
  * and invalidations, because both speak the wire package's protocol.
  */
 import { assert, inject, layer } from "@effect/vitest"
+import { Keys } from "@ledgerlink/response-cache-wire"
 import * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
@@ -46,6 +47,8 @@ const startWorker = (script: string, cwd: string, prefix: string) =>
       child.once("exit", (code) => reject(new Error(`${script} exited (${code}) before it was ready`)))
       createInterface({ input: child.stdout! }).on("line", (line) => {
         if (line === "ready") return resolve()
+        // Replies only: the workers' logs (a warning of an oversize response, say) go to stdout too.
+        if (!line.startsWith("{\"id\":")) return
         const reply = JSON.parse(line) as { id: number; result?: unknown; error?: string }
         pending.get(reply.id)?.(reply)
         pending.delete(reply.id)
@@ -74,6 +77,7 @@ class Workers extends Context.Service<Workers, {
   readonly effect4: Worker
   /** How many times either process ran the resolver for the tenant. */
   readonly resolves: (tenant: string) => Effect.Effect<number>
+  readonly generation: (tenant: string) => Effect.Effect<string | null>
 }>()("test/Workers") {}
 
 const WorkersLive = Layer.effect(
@@ -92,7 +96,9 @@ const WorkersLive = Layer.effect(
       effect3,
       effect4,
       resolves: (tenant: string) =>
-        Effect.promise(() => counter.get(`${prefix}:resolves:${tenant}`).then((n) => Number(n ?? 0)))
+        Effect.promise(() => counter.get(`${prefix}:resolves:${tenant}`).then((n) => Number(n ?? 0))),
+      generation: (tenant: string) =>
+        Effect.promise(() => counter.get(Keys.namespaceKeys(prefix, `tenant:${tenant}:v1`).generation))
     }
   })
 )
@@ -111,6 +117,8 @@ const inTenant = <A>(
       ) => Effect.Effect<B>
     }
     readonly resolves: Effect.Effect<number>
+    /** The tenant's generation token, as Redis has it (null: none). */
+    readonly generation: Effect.Effect<string | null>
   }) => Effect.Effect<A>
 ) =>
   Workers.use((workers) => {
@@ -119,7 +127,12 @@ const inTenant = <A>(
       send: <B>(command: { readonly op: string; readonly n?: number; readonly callers?: number }) =>
         worker.send<B>({ ...command, tenant })
     })
-    return f({ effect3: inIt(workers.effect3), effect4: inIt(workers.effect4), resolves: workers.resolves(tenant) })
+    return f({
+      effect3: inIt(workers.effect3),
+      effect4: inIt(workers.effect4),
+      resolves: workers.resolves(tenant),
+      generation: workers.generation(tenant)
+    })
   })
 
 layer(WorkersLive, { timeout: 60_000 })("interop: an Effect 3 process and an Effect 4 process on one Redis", (it) => {
@@ -150,6 +163,98 @@ layer(WorkersLive, { timeout: 60_000 })("interop: an Effect 3 process and an Eff
         // The entries written after the invalidation are shared again.
         assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "get", n: 1 }), { by: "effect3", outcome: "hit" })
         assert.strictEqual(yield* resolves, 6)
+      })
+    ))
+
+  it.effect("an invalidation by either deletes the namespace's generation, and the next read of either makes a new one", () =>
+    inTenant(({ effect3, effect4, generation }) =>
+      Effect.gen(function*() {
+        yield* effect3.send({ op: "get", n: 1 })
+        const first = yield* generation
+        assert.isString(first)
+        // The wire package's invalidation, whichever package sends it: a DEL of the generation key.
+        yield* effect4.send({ op: "invalidate" })
+        assert.isNull(yield* generation)
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "get", n: 1 }), { by: "effect3", outcome: "miss" })
+        const second = yield* generation
+        assert.isString(second)
+        assert.notStrictEqual(second, first)
+        yield* effect3.send({ op: "invalidate" })
+        assert.isNull(yield* generation)
+        assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "get", n: 1 }), { by: "effect4", outcome: "miss" })
+        assert.notStrictEqual(yield* generation, second)
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "get", n: 1 }), { by: "effect4", outcome: "hit" })
+      })
+    ))
+
+  it.effect("a response version or fingerprint splits entries the same way in both: shared with the same one, apart from none", () =>
+    inTenant(({ effect3, effect4 }) =>
+      Effect.gen(function*() {
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "versioned", n: 1 }), {
+          by: "effect3",
+          outcome: "miss"
+        })
+        assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "versioned", n: 1 }), {
+          by: "effect3",
+          outcome: "hit"
+        })
+        // The same name without a version has other keys, in both packages.
+        assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "get", n: 1 }), { by: "effect4", outcome: "miss" })
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "get", n: 1 }), { by: "effect4", outcome: "hit" })
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "versioned", n: 1 }), {
+          by: "effect3",
+          outcome: "hit"
+        })
+        // `responseVersion: true`: Schema 3 and Schema 4 declarations of one shape, one fingerprint, shared entries.
+        assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "fingerprinted", n: 1 }), {
+          by: "effect4",
+          outcome: "miss"
+        })
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "fingerprinted", n: 1 }), {
+          by: "effect4",
+          outcome: "hit"
+        })
+      })
+    ))
+
+  it.effect("both measure maxEntryBytes alike: what one stores the other reads; what is over it neither stores", () =>
+    inTenant(({ effect3, effect4, resolves }) =>
+      Effect.gen(function*() {
+        // 99 × "é" is 198 + 2 bytes of JSON: at the bound (200), stored by either and shared.
+        assert.deepStrictEqual(yield* effect4.send({ op: "big", n: 99 }), { length: 99, outcome: "miss" })
+        assert.deepStrictEqual(yield* effect3.send({ op: "big", n: 99 }), { length: 99, outcome: "hit" })
+        // 100 × "é" is 202 bytes (100 characters of JSON text, under the bound counted in characters): stored by
+        // neither, so every read resolves again.
+        for (const worker of [effect3, effect4, effect3, effect4]) {
+          assert.deepStrictEqual(yield* worker.send({ op: "big", n: 100 }), { length: 100, outcome: "miss" })
+        }
+        assert.strictEqual(yield* resolves, 5)
+      })
+    ))
+
+  it.effect("a near-cache in either package drops what an invalidation by the other changed", () =>
+    inTenant(({ effect3, effect4 }) =>
+      Effect.gen(function*() {
+        /** Reads through the worker's near-cached cache until it misses (its near entry dropped); the reads it took. */
+        const untilMiss = (worker: typeof effect3) =>
+          worker.send<Lookup>({ op: "nearGet", n: 1 }).pipe(
+            Effect.repeat({ until: (lookup) => lookup.outcome === "miss", times: 200 }),
+            Effect.timeout("2 seconds"),
+            Effect.orDie
+          )
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect3", outcome: "miss" })
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect3", outcome: "hit" })
+        assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect3", outcome: "hit" })
+        assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect3", outcome: "hit" })
+        // Invalidated by the Effect 3 process's near-cached cache, which publishes what it changed on the wire's
+        // channel (a cache without a near-cache publishes nothing): the Effect 4 near-cache drops it.
+        yield* effect3.send({ op: "nearInvalidate" })
+        assert.deepStrictEqual(yield* untilMiss(effect4), { by: "effect4", outcome: "miss" })
+        assert.deepStrictEqual(yield* effect3.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect4", outcome: "hit" })
+        // And the other way round.
+        yield* effect4.send({ op: "nearInvalidate" })
+        assert.deepStrictEqual(yield* untilMiss(effect3), { by: "effect3", outcome: "miss" })
+        assert.deepStrictEqual(yield* effect4.send<Lookup>({ op: "nearGet", n: 1 }), { by: "effect3", outcome: "hit" })
       })
     ))
 

@@ -1,6 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
-import * as Exit from "effect/Exit"
 import * as TestClock from "effect/testing/TestClock"
 import { CachePolicy, ResponseCache } from "../src/index.js"
 import { conformance, probe } from "./conformance.js"
@@ -38,17 +37,20 @@ describe("memory layer", () => {
       assert.strictEqual(state.runs, 5)
     }).pipe(Effect.provide(ResponseCache.layerMemory({ capacity: 3 }))))
 
-  it.effect("rejects an unusable prefix or capacity when the layer is built", () =>
+  it.effect("rejects an unusable prefix, capacity or maxEntryBytes with a ConfigError naming the setting", () =>
     Effect.gen(function*() {
       for (
-        const layer of [
-          ResponseCache.layerMemory({ prefix: "has space" }),
-          ResponseCache.layerMemory({ prefix: "{tag}" }),
-          ResponseCache.layerMemory({ capacity: 0 })
-        ]
+        const [layer, setting] of [
+          [ResponseCache.layerMemory({ prefix: "has space" }), "prefix"],
+          [ResponseCache.layerMemory({ prefix: "{tag}" }), "prefix"],
+          [ResponseCache.layerMemory({ capacity: 0 }), "capacity"],
+          [ResponseCache.layerMemory({ maxEntryBytes: 0 }), "maxEntryBytes"],
+          [ResponseCache.layerMemory({ maxEntryBytes: 1.5 }), "maxEntryBytes"]
+        ] as const
       ) {
-        const exit = yield* Effect.exit(Effect.provide(ResponseCache.ResponseCache.useSync(() => undefined), layer))
-        assert.isTrue(Exit.isFailure(exit) && Exit.hasDies(exit))
+        const error = yield* Effect.flip(Effect.provide(ResponseCache.ResponseCache.useSync(() => undefined), layer))
+        assert.strictEqual(error._tag, "ConfigError")
+        assert.include(error.message, `["${setting}"]`)
       }
     }))
 

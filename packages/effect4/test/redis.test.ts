@@ -7,7 +7,7 @@ import * as Layer from "effect/Layer"
 import { Redis } from "ioredis"
 import { startRedisServer } from "../../../test/support/redisServer.js"
 import { IoRedis, ResponseCache } from "../src/index.js"
-import { conformance, probe, uniqueName } from "./conformance.js"
+import { conformance, probe, testCommandTimeout, uniqueName } from "./conformance.js"
 
 const url = inject("redisUrl")
 
@@ -38,7 +38,10 @@ conformance({
   name: "redis via NodeRedis",
   live: true,
   advance: (ms) => Effect.sleep(ms),
-  layer: (options) => ResponseCache.layerRedis(options).pipe(Layer.provide(Layer.orDie(NodeRedis.layer({ url })))),
+  layer: (options) =>
+    ResponseCache.layerRedis({ commandTimeout: testCommandTimeout, ...options }).pipe(
+      Layer.provide(Layer.orDie(NodeRedis.layer({ url })))
+    ),
   expectLifetime
 })
 
@@ -47,7 +50,10 @@ conformance({
   name: "redis via ioredis",
   live: true,
   advance: (ms) => Effect.sleep(ms),
-  layer: (options) => ResponseCache.layerRedis(options).pipe(Layer.provide(IoRedis.layer({ url }))),
+  layer: (options) =>
+    ResponseCache.layerRedis({ commandTimeout: testCommandTimeout, ...options }).pipe(
+      Layer.provide(IoRedis.layer({ url }))
+    ),
   expectLifetime
 })
 
@@ -124,7 +130,7 @@ describe("redis layer (Effect 4)", () => {
         const hung = yield* ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1 })
         assert.deepStrictEqual(hung, { value: 12, outcome: "bypass" })
         const error = yield* Effect.flip(ResponseCache.invalidateNamespace("tenant:a:v1"))
-        assert.strictEqual(error._tag === "RedisError" && error.operation, "renew generation")
+        assert.strictEqual(error._tag === "RedisError" && error.operation, "invalidateNamespace")
       }).pipe(
         // Woken before the layer closes: node-redis' close waits for the commands in flight.
         Effect.ensuring(Effect.sync(() => server.process.kill("SIGCONT"))),

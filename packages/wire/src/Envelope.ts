@@ -51,6 +51,25 @@ export const isEnvelope = (value: string): boolean => envelope.test(value)
 const envelope = /^[A-Za-z0-9_-]+\|\d+\|/
 
 /**
+ * The default bound on an entry's size (`maxEntryBytes`): 1 MiB of UTF-8.
+ *
+ * @since 0.1.0
+ * @category size
+ */
+export const defaultMaxEntryBytes = 1024 * 1024
+
+/**
+ * Whether a response's JSON text is larger than `maxBytes` in UTF-8 — too large to store (`maxEntryBytes`). Both
+ * packages measure with this, so a response one stores the other stores too. Its UTF-8 size is only measured when
+ * its length leaves it open (a UTF-16 unit is 1 to 3 UTF-8 bytes; a surrogate pair, two units, is 4).
+ *
+ * @since 0.1.0
+ * @category size
+ */
+export const exceeds = (payload: string, maxBytes: number): boolean =>
+  payload.length > maxBytes || (payload.length * 3 > maxBytes && Buffer.byteLength(payload, "utf8") > maxBytes)
+
+/**
  * What the write script stores after the generation: `<graceMs>|<json>`.
  *
  * @since 0.1.0

@@ -169,6 +169,25 @@ export const digest = (name: string, canonicalQuery: string, fingerprint?: strin
   return hex
 }
 
+/**
+ * The fingerprint of an explicit response version (`responseVersion: "<version>"` in either package): `v:` and
+ * the version, so it can never equal a schema fingerprint (`s1:…`) whatever the string.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const versionFingerprint = (version: string): string => `v:${version}`
+
+/**
+ * The fingerprint of a response schema, from a plain-JSON description of its encoded form (each package describes
+ * its own Schema's AST in one grammar, `s1`): `s1:` and 32 hex of BLAKE3 over the description's canonical JSON.
+ *
+ * @since 0.1.0
+ * @category keys
+ */
+export const schemaFingerprint = (description: unknown): string =>
+  `s1:${bytesToHex(blake3(utf8ToBytes(canonicalJson(description)))).slice(0, 32)}`
+
 // BLAKE3 of a ~90-byte query costs a few µs: hot queries are digested once.
 const digests = new BoundedMap<string, string>(10_000)
 

@@ -13,6 +13,11 @@ export * as BoundedMap from "./BoundedMap.js"
 /**
  * @since 0.1.0
  */
+export * as Commands from "./Commands.js"
+
+/**
+ * @since 0.1.0
+ */
 export * as Envelope from "./Envelope.js"
 
 /**

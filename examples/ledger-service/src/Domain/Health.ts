@@ -13,11 +13,23 @@ export const LedgerBackendName = Schema.Literal("embedded", "postgres")
 export type LedgerBackendName = typeof LedgerBackendName.Type
 
 const backends = {
-  cache: Schema.Struct({ backend: CacheBackendName, reachable: Schema.Boolean }),
+  /**
+   * `status` and `reason` are the cache's own (`ResponseCache.health`): why it is degraded in the store's words —
+   * the connection's last failure (WRONGPASS, ECONNREFUSED, a TLS error), a refused ACL permission — never a secret.
+   */
+  cache: Schema.Struct({
+    backend: CacheBackendName,
+    reachable: Schema.Boolean,
+    status: Schema.Literal("ok", "degraded"),
+    reason: Schema.optional(Schema.String)
+  }),
   ledger: Schema.Struct({ backend: LedgerBackendName, reachable: Schema.Boolean })
 }
 
-/** The service answers snapshots: `degraded` when the cache is unreachable (snapshots are then computed uncached). */
+/**
+ * The service answers snapshots: `degraded` when the cache is unreachable or degraded (snapshots are then computed
+ * uncached, or some of them).
+ */
 export const Health = Schema.Struct({
   status: Schema.Literal("ok", "degraded"),
   ...backends

@@ -76,7 +76,7 @@ export const make = Effect.fnUntraced(function*(store: CacheStore["Service"], op
     lookup: (k, create, withGrace) => guard("lookup", store.lookup(k, create, withGrace)),
     write: (k, write) => guard("write", store.write(k, write)),
     remove: (k) => guard("unlink", store.remove(k)),
-    renewGeneration: (namespace, token) => guard("renew generation", store.renewGeneration(namespace, token)),
+    dropGeneration: (namespace) => guard("invalidateNamespace", store.dropGeneration(namespace)),
     sweep: store.sweep,
     acquireLock: (k, token, ttlMs) => guard("lock", store.acquireLock(k, token, ttlMs)),
     releaseLock: (k, token) => guard("unlock", store.releaseLock(k, token)),

@@ -96,11 +96,7 @@ export const make = (options: { readonly capacity: number }): CacheStore["Servic
 
     remove: (key) => Effect.sync(() => void entries.delete(key.entry)),
 
-    renewGeneration: (namespace, token) =>
-      Effect.map(Clock.currentTimeMillis, (now) => {
-        const generation = liveGeneration(namespace.generation, now)
-        if (generation !== undefined) generations.set(namespace.generation, { token, expiresAt: generation.expiresAt })
-      }),
+    dropGeneration: (namespace) => Effect.sync(() => void generations.delete(namespace.generation)),
 
     // One process: single flight already makes one resolve per key, so the lock is always free.
     acquireLock: () => Effect.succeed(true),

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
+import { Commands, Envelope, Keys, Scripts } from "@ledgerlink/response-cache-wire"
 import * as Cause from "effect/Cause"
 import * as Deferred from "effect/Deferred"
 import * as Duration from "effect/Duration"
@@ -20,8 +20,11 @@ import * as Option from "effect/Option"
 import * as Redis from "effect/persistence/Redis"
 import * as Queue from "effect/Queue"
 import * as Stream from "effect/Stream"
+import type { Cluster } from "ioredis"
 import { RedisError } from "../CacheError.js"
 import { CacheStore } from "../CacheStore.js"
+import * as IoRedisStore from "../internal/ioredisStore.js"
+import { IoRedisClient } from "../IoRedis.js"
 
 const lookupScript = Redis.script(
   (generation: string, entry: string, token: string, ttlMs: number) => [generation, entry, token, ttlMs],
@@ -66,17 +69,28 @@ export interface Options {
   readonly prefix: string
   /** Bound on every store call. */
   readonly commandTimeout: Duration.Duration
+  /**
+   * Invalidations return once `WAIT` reports them on this many replicas within `timeoutMs` (checked by the
+   * layer), or fail.
+   */
+  readonly confirmInvalidation?: { readonly replicas: number; readonly timeoutMs: number } | undefined
 }
 
 /**
  * The store over the `Redis` service in context. Lock releases are heard on one subscription, opened the first
- * time this process waits on another's resolve and kept for the scope.
+ * time this process waits on another's resolve and kept for the scope. When the service is this package's
+ * `IoRedis` layer over a cluster (`IoRedisClient` in context), the sweep and confirmed invalidations go to the
+ * node that owns the namespace's slot, following it through a resharding.
  *
  * @since 0.1.0
  * @category constructors
  */
 export const make = Effect.fnUntraced(function*(options: Options) {
   const redis = yield* Redis.Redis
+  const ioredis = yield* Effect.serviceOption(IoRedisClient)
+  const cluster = Option.isSome(ioredis) && IoRedisStore.isCluster(ioredis.value.client)
+    ? ioredis.value.client
+    : undefined
   const scope = yield* Effect.scope
   const channel = Keys.lockReleasedChannel(options.prefix)
   const timeoutMs = Duration.toMillis(options.commandTimeout)
@@ -88,7 +102,9 @@ export const make = Effect.fnUntraced(function*(options: Options) {
   // the cost of a hit (measured: ~21 µs of ~44 µs client CPU per hit); here the call runs in one child fiber of
   // the caller's context and a plain timer fails it, so the caller waits at most `commandTimeout` either way.
   const bounded = <A>(operation: string, effect: Effect.Effect<A, Redis.RedisError | RedisError>) =>
-    Effect.withFiber<A, RedisError>((parent) =>
+    boundedBy(operation, timeoutMs, effect)
+  function boundedBy<A>(operation: string, timeoutMs: number, effect: Effect.Effect<A, Redis.RedisError | RedisError>) {
+    return Effect.withFiber<A, RedisError>((parent) =>
       Effect.callback<A, RedisError>((resume) => {
         const child = Effect.runForkWith(parent.context)(Effect.mapError(effect, toRedisError(operation)))
         const timer = setTimeout(() => {
@@ -105,6 +121,30 @@ export const make = Effect.fnUntraced(function*(options: Options) {
         })
       })
     )
+  }
+
+  const sweepCluster = (client: Cluster, namespace: Keys.NamespaceKeys) =>
+    Stream.paginate({ cursor: "0", node: undefined } as IoRedisStore.SweepCursor, (page) =>
+      Effect.map(
+        bounded(
+          "sweep",
+          Effect.tryPromise({
+            try: () => IoRedisStore.sweepClusterPage(client, namespace, page),
+            catch: (cause) => new RedisError({ operation: "sweep", cause })
+          })
+        ),
+        ({ next, removed }) => [[removed], next.cursor === "0" ? Option.none() : Option.some(next)] as const
+      ))
+
+  // Confirmed invalidations (`confirmInvalidation`): DEL + WAIT on a connection no other command shares. On an
+  // ioredis cluster, to the owner of the namespace's slot; otherwise on a connection reserved from the `Redis`
+  // service (`Redis.reserve`), returned to its pool afterwards, closed if a command on it failed.
+  const confirmed = options.confirmInvalidation === undefined ? undefined : yield* confirmations(
+    redis,
+    cluster,
+    options.confirmInvalidation,
+    timeoutMs
+  )
 
   const lookup = redis.eval(lookupScript)
   const write = redis.eval(writeScript)
@@ -182,13 +222,19 @@ export const make = Effect.fnUntraced(function*(options: Options) {
 
     remove: (key) => bounded("unlink", Effect.asVoid(redis.send("UNLINK", key.entry))),
 
-    renewGeneration: (namespace, token) =>
-      bounded("renew generation", Effect.asVoid(redis.send("SET", namespace.generation, token, "KEEPTTL", "XX"))),
+    // The wire package's invalidation (a DEL of the generation, which Redis accepts even when it is full and
+    // refuses writes, noeviction), as the Effect 3 package sends it. The next lookup creates a new unique token.
+    dropGeneration: confirmed === undefined
+      ? (namespace) => {
+        const [command, ...args] = Commands.invalidate(namespace)
+        return bounded("invalidateNamespace", Effect.asVoid(redis.send(command, ...args)))
+      }
+      : (namespace) => boundedBy("invalidateNamespace", confirmed.timeoutMs + timeoutMs, confirmed.drop(namespace)),
 
-    // One script call per page: it SCANs on the server and removes the page's dead entries there. On a cluster
-    // provider the script goes to the node that owns the namespace's slot (its keys name the slot).
+    // One script call per page: it SCANs on the server and removes the page's dead entries there. On an ioredis
+    // cluster each page runs on the node that owns the namespace's slot, whose cursor it is, following the slot.
     sweep: (namespace) =>
-      Stream.paginate("0", (cursor: string) =>
+      cluster !== undefined ? sweepCluster(cluster, namespace) : Stream.paginate("0", (cursor: string) =>
         Effect.map(
           bounded(
             "sweep",
@@ -259,3 +305,38 @@ export const make = Effect.fnUntraced(function*(options: Options) {
  */
 export const layer = (options: Options): Layer.Layer<CacheStore, never, Redis.Redis> =>
   Layer.effect(CacheStore, make(options))
+
+const confirmations = Effect.fnUntraced(function*(
+  redis: Redis.Redis["Service"],
+  cluster: Cluster | undefined,
+  confirm: { readonly replicas: number; readonly timeoutMs: number },
+  commandTimeoutMs: number
+) {
+  if (cluster !== undefined) {
+    const connections = IoRedisStore.clusterConfirmations(cluster, confirm, commandTimeoutMs)
+    yield* Effect.addFinalizer(() => Effect.sync(connections.close))
+    return {
+      timeoutMs: confirm.timeoutMs,
+      drop: (namespace: Keys.NamespaceKeys): Effect.Effect<void, RedisError> =>
+        Effect.tryPromise({
+          try: () => connections.drop(namespace),
+          catch: (cause) => new RedisError({ operation: "invalidateNamespace", cause })
+        })
+    }
+  }
+  return {
+    timeoutMs: confirm.timeoutMs,
+    drop: (namespace: Keys.NamespaceKeys): Effect.Effect<void, RedisError | Redis.RedisError> =>
+      Effect.scoped(Effect.gen(function*() {
+        const connection = yield* redis.reserve
+        const [command, ...args] = Commands.invalidate(namespace)
+        yield* connection.send(command, ...args)
+        const [wait, ...waitArgs] = Commands.confirm(confirm.replicas, confirm.timeoutMs)
+        const acknowledged = Number(yield* connection.send<number>(wait, ...waitArgs))
+        const unconfirmed = Commands.unconfirmed(confirm.replicas, confirm.timeoutMs, acknowledged)
+        if (unconfirmed !== undefined) {
+          return yield* new RedisError({ operation: "invalidateNamespace", cause: new Error(unconfirmed) })
+        }
+      }))
+  }
+})

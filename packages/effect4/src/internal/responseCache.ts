@@ -3,7 +3,7 @@
  * fail-open, spans and metrics. A port of the Effect 3 package's engine, rule for rule: every layer builds its
  * service with `make`.
  */
-import { BoundedMap, Tokens } from "@ledgerlink/response-cache-wire"
+import { BoundedMap, Envelope, Tokens } from "@ledgerlink/response-cache-wire"
 import * as Cause from "effect/Cause"
 import * as Clock from "effect/Clock"
 import * as Deferred from "effect/Deferred"
@@ -79,6 +79,12 @@ const decodeEntry = <A>(schema: Schema.Codec<A, any, never, never>, payload: str
   return Result.mapError(decoderFor(schema)(json), (cause) => new SerdeError({ subject: "entry", cause }))
 }
 
+const notAnEntry = () =>
+  new SerdeError({
+    subject: "entry",
+    cause: new Error("the stored value is no entry of this cache (no `<generation>|<graceMs>|` envelope)")
+  })
+
 const underSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, parent: Tracer.Span | undefined) =>
   parent === undefined ? effect : Effect.withParentSpan(effect, parent)
 
@@ -88,10 +94,10 @@ const underSpan = <A, E, R>(effect: Effect.Effect<A, E, R>, parent: Tracer.Span 
  */
 export const make = (
   store: Store,
-  options: { readonly prefix: string; readonly strict: boolean }
+  options: { readonly prefix: string; readonly strict: boolean; readonly maxEntryBytes: number }
 ): Effect.Effect<ResponseCache.ResponseCache["Service"], never, Scope.Scope> =>
   Effect.map(Effect.scope, (scope) => {
-    const { prefix, strict } = options
+    const { maxEntryBytes, prefix, strict } = options
     const nextToken = Tokens.tokenSource()
     const flights = new Map<string, Flight>()
 
@@ -105,6 +111,35 @@ export const make = (
       Effect.logWarning(`ResponseCache: the store failed while ${doing}; answering from the resolver`).pipe(
         Effect.annotateLogs({ operation: error.operation, cause: error.message })
       )
+
+    // When each cacheable last warned of an oversize response.
+    const warnedAt = new Map<string, number>()
+
+    /**
+     * Whether a payload may be stored: false when its UTF-8 size is over `maxEntryBytes` (the wire package's
+     * measure, so both packages agree), counted, and a warning at most once a minute per cacheable.
+     */
+    const fits = (cacheable: Cacheable.Cacheable<any, any, any, any>, payload: string): Effect.Effect<boolean> =>
+      !Envelope.exceeds(payload, maxEntryBytes) ?
+        Effect.succeed(true) :
+        Effect.flatMap(Clock.currentTimeMillis, (now) => {
+          const last = warnedAt.get(cacheable.name)
+          const warn = last === undefined || now - last >= 60_000
+          if (warn) {
+            warnedAt.set(cacheable.name, now)
+          }
+          return Metric.update(Metrics.forCache(cacheable.name).oversize, 1).pipe(
+            Effect.andThen(
+              warn
+                ? Effect.logWarning(
+                  `ResponseCache: a response of ${cacheable.name} is larger than maxEntryBytes (${maxEntryBytes}); ` +
+                    "returned but not stored (warned at most once a minute per cacheable)"
+                ).pipe(Effect.annotateLogs({ cache: cacheable.name, bytes: Buffer.byteLength(payload, "utf8") }))
+                : Effect.void
+            ),
+            Effect.as(false)
+          )
+        })
 
     /** Stores a payload for its jittered fresh time plus the policy's grace, under `expected` (or the current). */
     const writeEntry = (
@@ -133,6 +168,10 @@ export const make = (
       Effect.gen(function*() {
         const value = yield* resolveTimed(cacheable, query)
         const payload = yield* Effect.fromResult(encodeResponse(cacheable.response, value))
+        // Too large to store: answered, and the next call resolves again.
+        if (!(yield* fits(cacheable, payload))) {
+          return { value, outcome: "miss" as const }
+        }
         const written = yield* Effect.result(writeEntry(key, generation, payload, policy))
         if (Result.isSuccess(written)) {
           return { value, outcome: "miss" as const }
@@ -398,9 +437,12 @@ export const make = (
       query: Q,
       key: CacheKey.CacheKey,
       policy: CachePolicy.Resolved,
-      { entry, generation }: Lookup,
+      { corrupt, entry, generation }: Lookup,
       parent: Tracer.Span | undefined
     ): Effect.Effect<Answer<A>, E | CacheError, R> => {
+      // Something that is no entry of this cache at all stands under the key: a miss the resolve overwrites, or,
+      // when strict, a SerdeError (an entry of another generation is a plain miss).
+      if (corrupt === true && strict) return Effect.fail(notAnEntry())
       let staleIfErrorApplies = false
       let stale: A | undefined
       let isStale = false
@@ -503,7 +545,8 @@ export const make = (
     const get = <Q, A, E, R>(cacheable: Cacheable.Cacheable<Q, A, E, R>, query: Q) =>
       Effect.gen(function*() {
         const key = yield* CacheKey.make(keysOf(cacheable.namespace(query)), cacheable, query)
-        const { entry } = yield* store.lookup(key, undefined)
+        const { corrupt, entry } = yield* store.lookup(key, undefined)
+        if (corrupt === true && strict) return yield* notAnEntry()
         if (entry === undefined || entry.remainingMs <= entry.graceMs) return Option.none<A>()
         const decoded = decodeEntry(cacheable.response, entry.payload)
         if (Result.isSuccess(decoded)) return Option.some(decoded.success)
@@ -515,7 +558,7 @@ export const make = (
         const policy = yield* CachePolicy.resolve(Cacheable.policyFor(cacheable, query))
         const key = yield* CacheKey.make(keysOf(cacheable.namespace(query)), cacheable, query)
         const payload = yield* Effect.fromResult(encodeResponse(cacheable.response, value))
-        yield* writeEntry(key, undefined, payload, policy)
+        if (yield* fits(cacheable, payload)) yield* writeEntry(key, undefined, payload, policy)
       }).pipe(Effect.withSpan("ResponseCache.set"))
 
     const invalidate = <Q, A, E, R>(cacheable: Cacheable.Cacheable<Q, A, E, R>, query: Q) =>
@@ -524,7 +567,7 @@ export const make = (
       )
 
     const invalidateNamespace = (namespace: string) =>
-      Effect.suspend(() => store.renewGeneration(keysOf(namespace), nextToken())).pipe(
+      Effect.suspend(() => store.dropGeneration(keysOf(namespace))).pipe(
         Effect.withSpan("ResponseCache.invalidateNamespace", {
           attributes: { "cache.namespace": namespace }
         })
