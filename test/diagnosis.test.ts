@@ -131,6 +131,26 @@ describe("one warning per distinct cause per minute, with a count", () => {
         assert.strictEqual(all.length, 2, JSON.stringify(log.lines))
         assert.match(all[1]!.message, /ECONNREFUSED.*\(1,000 calls affected since this was last warned of, 60 s ago\)/)
         assert.strictEqual(all[1]!.annotations.affectedCalls, 1000)
+
+        // Another cause within the same minute is warned of at once: Redis is back on its port (the connection
+        // recovers), then asks for a password the cache does not send, and drops its clients.
+        yield* startServer({ port: server.port })
+        yield* log.seen(/the Redis connection is back/)
+        yield* Effect.promise(async () => {
+          const admin = new Redis(server.url)
+          await admin.config("SET", "requirepass", "not-the-caches")
+          await admin.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+          admin.disconnect()
+        })
+        yield* log.seen(/NOAUTH/)
+        assert.strictEqual(
+          (yield* cache.getOrResolveWithOutcome(cacheable, { tenant: "a", n: 1002 })).outcome,
+          "bypass"
+        )
+        const distinct = log.warnings(/./)
+        assert.strictEqual(distinct.length, 3, JSON.stringify(log.lines))
+        assert.match(distinct[2]!.message, /the Redis connection failed: NOAUTH/)
+        assert.match((yield* cache.health).reason!, /NOAUTH/)
         assert.deepStrictEqual(consoleLines, [])
       })
     ))
