@@ -4,8 +4,14 @@
  * - Tokens: `Authorization: Bearer <token>` on every route but `/health`, `/metrics`, `/openapi.json` and `/docs`.
  *   They come from `API_TOKENS`: comma-separated `token=scope`, scopes joined by `+`; a scope is `admin`,
  *   `read:<tenantId>` or `write:<tenantId>` (write implies read). A missing or unknown token is a 401, a token
- *   without the scope a 403. Tokens are compared in constant time (SHA-256 digests with `timingSafeEqual`, every
- *   configured token checked) and never logged: a token is known by its label, the first 12 hex digits of its digest.
+ *   without the scope a 403. Only SHA-256 digests of tokens are kept and compared: a presented token is digested
+ *   (in a time that depends on its length only) and its digest looked up among the configured ones. No token's
+ *   characters are ever compared with a guess's, so the time taken tells nothing about how close a guess came (a
+ *   guess one character off has an unrelated digest). Tokens are never logged: a token is known by its label, the
+ *   first 12 hex digits of its digest.
+ * - The middleware hands the caller to the handlers in a `FiberRef` of the request's fiber (`currentCaller`), not
+ *   through the context: providing a service copies the request's whole context, which cost the hot path more than
+ *   the token check itself.
  * - Without `API_TOKENS`, the embedded ledger starts in demo mode with the `demoTokens` below (printed at start,
  *   with a warning); with `DATABASE_URL` the service refuses to start.
  * - Each token gets `RATE_LIMIT_PER_SECOND` requests a second (`@effect/experimental` RateLimiter: its memory store,
@@ -23,12 +29,14 @@ import {
   Duration,
   Effect,
   Either,
+  FiberRef,
   Layer,
   Option,
   Redacted,
   Schema
 } from "effect"
-import { createHash, timingSafeEqual } from "node:crypto"
+import { globalValue } from "effect/GlobalValue"
+import { hash } from "node:crypto"
 import { Forbidden, TooManyRequests, Unauthorized } from "./Domain/Errors.js"
 import { demoTenants } from "./LedgerRepo/Seed.js"
 
@@ -39,11 +47,19 @@ export interface Scopes {
   readonly write: ReadonlySet<string>
 }
 
-/** A configured token: its digest (the token itself is not kept), its label and its scopes. */
-export interface TokenEntry {
-  readonly digest: Buffer
+/** The caller of a request, as its token says. */
+export interface Caller {
   readonly label: string
   readonly scopes: Scopes
+}
+
+/** A configured token: its SHA-256 digest in hex (the token itself is not kept), its label and its scopes. */
+export interface TokenEntry {
+  readonly digest: string
+  readonly label: string
+  readonly scopes: Scopes
+  /** The caller of its requests (one object per token, not one per request). */
+  readonly caller: Caller
 }
 
 /** The tokens the service accepts; `demo` when they are the documented demo tokens. */
@@ -52,11 +68,14 @@ export class Tokens extends Context.Tag("ledger-service/Tokens")<Tokens, {
   readonly demo: boolean
 }>() {}
 
-/** The caller of a request, as its token says. */
-export class Caller extends Context.Tag("ledger-service/Caller")<Caller, {
-  readonly label: string
-  readonly scopes: Scopes
-}>() {}
+/**
+ * The caller of the request a fiber answers, set by the `Authentication` middleware before the handler runs (in the
+ * same fiber); `undefined` on routes without it.
+ */
+export const currentCaller: FiberRef.FiberRef<Caller | undefined> = globalValue(
+  Symbol.for("ledger-service/currentCaller"),
+  () => FiberRef.unsafeMake<Caller | undefined>(undefined)
+)
 
 /** The demo tokens of the embedded ledger (demo mode): documented in the README, printed at start. */
 export const demoTokens = {
@@ -65,7 +84,8 @@ export const demoTokens = {
   "demo-acme-reader": `read:${demoTenants.acme}`
 } as const
 
-const digestOf = (token: string) => createHash("sha256").update(token).digest()
+/** The SHA-256 digest of a token in hex, one-shot (`crypto.hash` into a string: no `Hash` or `Buffer` per call). */
+const digestOf = (token: string): string => hash("sha256", token, "hex")
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 const tokenChars = /^[\x21-\x7e]{16,512}$/
@@ -101,10 +121,11 @@ export const parseTokens = (text: string): Either.Either<ReadonlyArray<TokenEntr
       }
     }
     const digest = digestOf(token)
-    const label = digest.toString("hex").slice(0, 12)
+    const label = digest.slice(0, 12)
     if (seen.has(label)) return Either.left(`${where} repeats a token`)
     seen.add(label)
-    entries.push({ digest, label, scopes: { admin, read, write } })
+    const scopes = { admin, read, write }
+    entries.push({ digest, label, scopes, caller: { label, scopes } })
   }
   return Either.right(entries)
 }
@@ -185,9 +206,11 @@ const tooMany = (limit: number, retryAfter: Duration.Duration) => {
 }
 
 /**
- * How a shared (Redis) store is asked: a process takes up to `leaseSize` tokens at once and spends them locally
- * for at most `leaseMs`, so most requests make no round trip to Redis. It never lets more through than the store
- * granted; unspent tokens of an expired lease are simply lost (a token may then see its 429 a little early).
+ * How the store is asked: a process takes up to `leaseSize` tokens at once and spends them locally for at most
+ * `leaseMs`, so most requests make no round trip to Redis (and, in memory, no call to the limiter: its call cost a
+ * hot hit more than the hit itself). It never lets more through than the store granted; unspent tokens of an
+ * expired lease are simply lost (a token may then see its 429 a little early). Limits under 40 a second take no
+ * leases: every request asks the store.
  */
 const leaseMs = 50
 const leaseSize = (limit: number) => Math.max(1, Math.min(100, Math.floor(limit / 20)))
@@ -226,7 +249,6 @@ const make = (limit: number, shared: boolean) =>
             : storeFailed(error)
         )
       )
-    if (!shared) return RateLimit.of({ check: direct })
 
     const size = leaseSize(limit)
     const leases = new Map<string, { left: number; until: number }>()
@@ -316,7 +338,6 @@ export const RateLimitLive = Layer.unwrapEffect(Effect.gen(function*() {
 /** `Authorization: Bearer <token>`, then the token's rate limit: every route but the operators' ones. */
 export class Authentication extends HttpApiMiddleware.Tag<Authentication>()("Authentication", {
   failure: Schema.Union(Unauthorized, TooManyRequests),
-  provides: Caller,
   security: { bearer: HttpApiSecurity.bearer }
 }) {}
 
@@ -328,20 +349,13 @@ export const AuthenticationLive = Layer.effect(
   Effect.gen(function*() {
     const { entries } = yield* Tokens
     const rateLimit = yield* RateLimit
-    const find = (token: string): TokenEntry | undefined => {
-      const digest = digestOf(token)
-      let found: TokenEntry | undefined
-      // Every entry is compared, found or not, so the time does not tell how far a guess got.
-      for (const entry of entries) {
-        if (timingSafeEqual(entry.digest, digest) && found === undefined) found = entry
-      }
-      return found
-    }
+    // Keyed by digest: the lookup sees only a digest, never the token, so its time says nothing about the token.
+    const byDigest = new Map(entries.map((entry) => [entry.digest, entry]))
     return Authentication.of({
       // The platform's bearer decoding does not check the scheme; the header is read here instead.
       bearer: () =>
         Effect.flatMap(HttpServerRequest.HttpServerRequest, (request): Effect.Effect<
-          Caller["Type"],
+          void,
           Unauthorized | TooManyRequests
         > => {
           const header = request.headers.authorization
@@ -350,9 +364,9 @@ export const AuthenticationLive = Layer.effect(
           }
           const match = /^Bearer +(\S+) *$/i.exec(header)
           if (match === null) return unauthorized("the Authorization header must be Bearer <token>")
-          const entry = find(match[1]!)
+          const entry = byDigest.get(digestOf(match[1]!))
           if (entry === undefined) return unauthorized("unknown bearer token")
-          return Effect.as(rateLimit.check(entry.label), { label: entry.label, scopes: entry.scopes })
+          return Effect.zipRight(rateLimit.check(entry.label), FiberRef.set(currentCaller, entry.caller))
         })
     })
   })
@@ -361,8 +375,17 @@ export const AuthenticationLive = Layer.effect(
 /** The scope a route needs on a tenant. */
 export type Need = "read" | "write" | "admin"
 
-/** Fails with a 403 unless the caller's token has `need` on the tenant (admin has every scope). */
-export const authorize = (caller: Caller["Type"], need: Need, tenantId?: string): Effect.Effect<void, Forbidden> => {
+/**
+ * Fails with a 403 unless the caller's token has `need` on the tenant (admin has every scope). Without a caller (a
+ * route without the `Authentication` middleware: a bug), nothing is allowed.
+ */
+export const authorize = (need: Need, tenantId?: string): Effect.Effect<void, Forbidden> =>
+  Effect.flatMap(FiberRef.get(currentCaller), (caller) =>
+    caller === undefined
+      ? Effect.dieMessage("no caller: the route lacks the Authentication middleware")
+      : authorizeCaller(caller, need, tenantId))
+
+const authorizeCaller = (caller: Caller, need: Need, tenantId?: string): Effect.Effect<void, Forbidden> => {
   const { scopes } = caller
   if (scopes.admin) return Effect.void
   if (need !== "admin" && tenantId !== undefined && scopes[need].has(tenantId)) return Effect.void

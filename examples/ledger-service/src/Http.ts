@@ -16,7 +16,7 @@ import {
 import { Cacheable, CachePolicy, ResponseCache } from "@ledgerlink/response-cache"
 import { Cause, Config, Effect, Layer, LogLevel, Option, ParseResult, Schema } from "effect"
 import { Api } from "./Api.js"
-import { AuthenticationLive, authorize, Caller, type Need } from "./Auth.js"
+import { AuthenticationLive, authorize, type Need } from "./Auth.js"
 import { CacheBackend } from "./Backends.js"
 import { readJson } from "./Body.js"
 import { NewEntry } from "./Domain/Entry.js"
@@ -32,22 +32,34 @@ export const maxEntryBytes = 8 * 1024
 
 /** The caller may `need` on the tenant (403 otherwise), and the tenant exists (404 otherwise), in that order. */
 const tenantAccess = (ledger: Ledger, need: Need, tenantId: string) =>
-  Effect.flatMap(Caller, (caller) => Effect.zipRight(authorize(caller, need, tenantId), ledger.requireTenant(tenantId)))
+  Effect.zipRight(authorize(need, tenantId), ledger.requireTenant(tenantId))
 
 const encodeSnapshot = Schema.encodeSync(LedgerSnapshot.LedgerSnapshot)
 
 /**
- * The JSON of a snapshot, made once per snapshot object: a cache hit returns the object it decoded last time for the
- * same bytes, so a hot hit is not encoded again (schema encode and stringify were a good part of its cost).
+ * The answer for a snapshot, made once per snapshot object and outcome: a cache hit returns the object it decoded
+ * last time for the same bytes, so a hot hit is not encoded again, nor is its response built again (schema encode,
+ * stringify, the body's bytes and the response's headers were a good part of its cost). A response is immutable.
  */
-const bodies = new WeakMap<LedgerSnapshot.LedgerSnapshot, string>()
-const bodyOf = (snapshot: LedgerSnapshot.LedgerSnapshot) => {
-  let body = bodies.get(snapshot)
-  if (body === undefined) {
-    body = JSON.stringify(encodeSnapshot(snapshot))
-    bodies.set(snapshot, body)
+const answers = new WeakMap<
+  LedgerSnapshot.LedgerSnapshot,
+  { readonly body: string; readonly byOutcome: Map<string, HttpServerResponse.HttpServerResponse> }
+>()
+const answerOf = (snapshot: LedgerSnapshot.LedgerSnapshot, outcome: string) => {
+  let answer = answers.get(snapshot)
+  if (answer === undefined) {
+    answer = { body: JSON.stringify(encodeSnapshot(snapshot)), byOutcome: new Map() }
+    answers.set(snapshot, answer)
   }
-  return body
+  let response = answer.byOutcome.get(outcome)
+  if (response === undefined) {
+    response = HttpServerResponse.text(answer.body, {
+      contentType: "application/json",
+      headers: { "x-cache": outcome }
+    })
+    answer.byOutcome.set(outcome, response)
+  }
+  return response
 }
 
 const SnapshotsLive = HttpApiBuilder.group(Api, "snapshots", (handlers) =>
@@ -57,9 +69,7 @@ const SnapshotsLive = HttpApiBuilder.group(Api, "snapshots", (handlers) =>
       .handle("snapshot", ({ path }) =>
         tenantAccess(ledger, "read", path.tenantId).pipe(
           Effect.zipRight(ledger.snapshot(path)),
-          Effect.map(({ outcome, value }) =>
-            HttpServerResponse.text(bodyOf(value), { contentType: "application/json", headers: { "x-cache": outcome } })
-          )
+          Effect.map(({ outcome, value }) => answerOf(value, outcome))
         ))
       .handle("purge", ({ path }) =>
         tenantAccess(ledger, "write", path.tenantId).pipe(
@@ -89,13 +99,12 @@ const TenantsLive = HttpApiBuilder.group(Api, "tenants", (handlers) =>
   Effect.gen(function*() {
     const ledger = yield* Ledger
     return handlers.handleRaw("create", ({ request }) =>
-      Effect.flatMap(Caller, (caller) =>
-        authorize(caller, "admin")).pipe(
-          Effect.zipRight(readJson(request, maxEntryBytes)),
-          Effect.flatMap(decodeTenant),
-          Effect.catchIf(ParseResult.isParseError, HttpApiError.HttpApiDecodeError.refailParseError),
-          Effect.flatMap(({ name }) => ledger.createTenant(name))
-        ))
+      authorize("admin").pipe(
+        Effect.zipRight(readJson(request, maxEntryBytes)),
+        Effect.flatMap(decodeTenant),
+        Effect.catchIf(ParseResult.isParseError, HttpApiError.HttpApiDecodeError.refailParseError),
+        Effect.flatMap(({ name }) => ledger.createTenant(name))
+      ))
   }))
 
 /** A query the cache can answer without any resolver: reading it tells whether the store answers. */
