@@ -8,76 +8,11 @@ import * as Effect from "effect/Effect"
 import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Schema from "effect/Schema"
-import { createServer, Socket } from "node:net"
 import { Cacheable, CachePolicy, ResponseCache } from "../src/index.js"
 import { uniqueName } from "./conformance.js"
+import { makeProxy } from "./support/proxy.js"
 import { startRedisServer } from "./support/redisServer.js"
 import { Ledger } from "./support/staleness.js"
-
-/** A TCP proxy to Redis that can cut every connection, and hold back the next SUBSCRIBE until released. */
-const makeProxy = (targetPort: number) =>
-  new Promise<{
-    port: number
-    cut: () => void
-    hold: () => { held: Promise<void>; release: () => void }
-    close: () => Promise<void>
-  }>((resolve) => {
-    const sockets = new Set<Socket>()
-    let holding: { onHeld: () => void; released: Promise<void> } | undefined
-    const server = createServer((client) => {
-      const upstream = new Socket()
-      upstream.connect(targetPort, "127.0.0.1")
-      sockets.add(client)
-      sockets.add(upstream)
-      let queue: Promise<void> = Promise.resolve()
-      client.on("data", (chunk) => {
-        if (holding !== undefined && /subscribe/i.test(chunk.toString())) {
-          const h = holding
-          holding = undefined
-          h.onHeld()
-          queue = queue.then(() => h.released)
-        }
-        queue = queue.then(() => {
-          if (!upstream.destroyed) upstream.write(chunk)
-        })
-      })
-      upstream.on("data", (chunk) => {
-        if (!client.destroyed) client.write(chunk)
-      })
-      const close = () => {
-        client.destroy()
-        upstream.destroy()
-        sockets.delete(client)
-        sockets.delete(upstream)
-      }
-      for (const s of [client, upstream]) {
-        s.on("close", close)
-        s.on("error", close)
-      }
-    })
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      resolve({
-        port: typeof address === "object" && address !== null ? address.port : 0,
-        cut: () => {
-          for (const s of sockets) s.destroy()
-        },
-        hold: () => {
-          let onHeld!: () => void
-          let release!: () => void
-          const held = new Promise<void>((r) => (onHeld = r))
-          const released = new Promise<void>((r) => (release = r))
-          holding = { onHeld, released }
-          return { held, release }
-        },
-        close: () =>
-          new Promise<void>((r) => {
-            for (const s of sockets) s.destroy()
-            server.close(() => r())
-          })
-      })
-    })
-  })
 
 const Query = Schema.Struct({ ns: Schema.String, q: Schema.Number })
 const Answer = Schema.Struct({ version: Schema.Number })

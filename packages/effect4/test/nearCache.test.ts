@@ -15,7 +15,7 @@ import { Redis } from "ioredis"
 import { startRedisServer } from "../../../test/support/redisServer.js"
 import { Cacheable, CachePolicy, IoRedis, ResponseCache } from "../src/index.js"
 import { conformance, probe, testCommandTimeout, uniqueName } from "./conformance.js"
-import { makeProxy } from "./support/proxy.js"
+import { makeProxy } from "../../../test/support/proxy.js"
 import { Ledger } from "./support/staleness.js"
 
 const url = inject("redisUrl")

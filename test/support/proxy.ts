@@ -1,6 +1,7 @@
 /**
- * A TCP proxy to Redis for the near-cache reconnect test (as in the Effect 3 package's
- * `test/nearCacheReconnect.test.ts`): it can cut every connection, and hold back the next SUBSCRIBE until released.
+ * A TCP proxy to Redis for the near-cache reconnect tests of both packages (test/nearCacheReconnect.test.ts,
+ * packages/effect4/test/nearCache.test.ts): it can cut every connection, and hold back the next SUBSCRIBE until
+ * released.
  */
 import { createServer, Socket } from "node:net"
 
