@@ -76,8 +76,11 @@ export const make = (store: CacheStore.Service, options: Options): CacheStore.Se
     Effect.suspend(() => {
       // The healthy path reads no clock: only a failure, or an open circuit, needs the time.
       if (openUntil === 0 && consecutiveFailures === 0) {
-        return Effect.tapErrorCause(effect, (cause) =>
-          Cause.isInterruptedOnly(cause) ? Effect.void : failed(false, cause))
+        // A failure handler alone (not `tapErrorCause`, whose success handler is one more step on every call).
+        return Effect.catchAllCause(effect, (cause) =>
+          Cause.isInterruptedOnly(cause)
+            ? Effect.failCause(cause)
+            : Effect.zipRight(failed(false, cause), Effect.failCause(cause)))
       }
       return guardSlow(operation, effect)
     })

@@ -726,7 +726,7 @@ const makeOver = (
 /**
  * Whether the connection's user may use the cache's pub/sub channels (a `PUBLISH` of an empty message on each,
  * which every listener ignores: Redis checks the same channel permission for PUBLISH and SUBSCRIBE). Checked when
- * the layer is built if Redis is ready by then, else when it first is. A refusal is warned of once, naming the ACL
+ * the layer is built if Redis is ready by then, and whenever the connection is (again) ready. A refusal is warned of once, naming the ACL
  * rule to add and what is lost without it, and kept for health checks.
  */
 const checkChannels = (
@@ -741,14 +741,12 @@ const checkChannels = (
 ): Effect.Effect<{ readonly refused: () => string | undefined }, never, Scope.Scope> =>
   Effect.gen(function*() {
     let refused: string | undefined
-    let checked = false
     const check = (): Promise<void> =>
       within(Promise.all(options.channels.map((channel) => client.publish(channel, ""))), options.commandTimeout)
         .then(() => {
-          checked = true
+          refused = undefined
         }, (error: unknown) => {
           if (!(error instanceof Error) || !/^NOPERM/.test(error.message)) return
-          checked = true
           const rule = /channel/i.test(error.message) ? `&${options.prefix}:*` : "+publish +subscribe"
           refused = `Redis refused the cache's user its pub/sub channels ${options.channels.join(", ")} ` +
             `(${error.message}). Add the ACL rule ${rule} to the user (ACL SETUSER <user> ${rule}). Without it, ` +
@@ -759,12 +757,13 @@ const checkChannels = (
             `${lockPollMs} ms instead of being woken`
           options.warnings.warnNow({ key: "channels", message: `ResponseCache: ${refused}`, calls: 0 })
         })
+    // Checked again on every (re)connection: an ACL fixed meanwhile clears it (a refusal is warned of once a minute).
     const onReady = () => {
-      if (!checked) void check()
+      void check()
     }
-    if (client.status === "ready") yield* Effect.promise(check)
     client.on("ready", onReady)
     yield* Effect.addFinalizer(() => Effect.sync(() => client.off("ready", onReady)))
+    if (client.status === "ready") yield* Effect.promise(check)
     return { refused: () => refused }
   })
 

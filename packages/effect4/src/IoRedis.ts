@@ -135,9 +135,17 @@ const make = (connect: () => IORedis | Cluster, commandTimeoutMs: number) =>
       // a single server). Connected before use: the client's settings have no offline queue.
       connect: Effect.tryPromise({
         try: async () => {
+          // No per-command timeout of the client's: these connections are for blocking commands (WAIT, BLPOP…),
+          // which their callers bound themselves (the cache bounds its WAIT by its own timeout + commandTimeout).
           const connection = isCluster(client)
-            ? client.duplicate([], { lazyConnect: true })
-            : client.duplicate({ lazyConnect: true })
+            ? client.duplicate(
+              [],
+              {
+                lazyConnect: true,
+                redisOptions: { ...client.options.redisOptions, commandTimeout: undefined }
+              } as never
+            )
+            : client.duplicate({ lazyConnect: true, commandTimeout: undefined } as never)
           connection.on("error", () => {})
           try {
             await connection.connect()

@@ -121,7 +121,52 @@ conformance({
     }))
 })
 
+// The same with the near-cache in front: its subscriber a cluster subscriber of its own, PUBLISH reaching every node.
+conformance({
+  name: "redis cluster + near-cache via ioredis",
+  live: true,
+  advance: (ms) => Effect.sleep(ms),
+  layer: (options) =>
+    ResponseCache.layerRedisCluster({
+      nodes,
+      commandTimeout: testCommandTimeout,
+      nearCache: { capacity: 1000, ttl: "1 minute" },
+      ...options
+    }),
+  expectLifetime: ({ entryKey, jitter, lookup, ttlMs }) =>
+    Effect.scoped(Effect.gen(function*() {
+      const client = yield* inspector
+      assert.strictEqual((yield* lookup).outcome, "miss")
+      const pttl = yield* Effect.promise(() => client.pttl(entryKey))
+      assert.isAtMost(pttl, ttlMs)
+      assert.isAtLeast(pttl, Math.floor(ttlMs * (1 - jitter)) - 1000)
+      assert.strictEqual((yield* lookup).outcome, "hit")
+    }))
+})
+
 describe("redis cluster layer (Effect 4)", () => {
+  it.live("near-cache on a cluster: another process stops serving an invalidated entry, for good", () =>
+    Effect.gen(function*() {
+      const prefix = uniqueName("clusternear")
+      const layer = ResponseCache.layerRedisCluster({ nodes, prefix, nearCache: { capacity: 100, ttl: "1 minute" } })
+      const a = yield* Layer.build(layer)
+      const b = yield* Layer.build(layer)
+      const { cacheable } = probe()
+      const query = { tenant: "n", n: 1 }
+      const inB = ResponseCache.getOrResolveWithOutcome(cacheable, query).pipe(Effect.provide(b))
+      assert.deepStrictEqual(yield* inB, { value: 11, outcome: "miss" })
+      assert.deepStrictEqual(yield* inB, { value: 11, outcome: "hit" })
+      yield* ResponseCache.invalidateNamespace("tenant:n:v1").pipe(Effect.provide(a))
+      // Read until the change is seen (the pub/sub delivery time), then never the old value again.
+      const changed = yield* inB.pipe(
+        Effect.tap(() => Effect.promise(() => new Promise((resolve) => setImmediate(resolve)))),
+        Effect.repeat({ until: (r) => r.value !== 11 }),
+        Effect.timeout("2 seconds")
+      )
+      assert.deepStrictEqual(changed, { value: 12, outcome: "miss" })
+      for (let i = 0; i < 20; i++) assert.strictEqual((yield* inB).value, 12)
+    }).pipe(Effect.scoped))
+
   it.live("namespaces on every shard: each purge finds its entries on the node that owns its slot", () =>
     Effect.gen(function*() {
       const { cacheable } = probe()

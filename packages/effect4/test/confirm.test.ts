@@ -81,6 +81,24 @@ for (const [provider, redisOn] of providers) {
       30_000
     )
 
+    it.live(
+      "a WAIT longer than commandTimeout is waited out, and its answer is what fails the call",
+      () =>
+        Effect.scoped(Effect.gen(function*() {
+          const primary = yield* Effect.acquireRelease(
+            Effect.promise(() => startRedisServer()),
+            (server) => Effect.promise(() => server.stop())
+          )
+          // commandTimeout 500 ms (the default), WAIT 1.2 s, no replica: WAIT answers 0 when its time is up.
+          const cache = yield* cacheOn(primary.url, "1200 millis")
+          const started = Date.now()
+          const error = yield* Effect.flip(cache.invalidateNamespace("tenant:confirm"))
+          assert.match(error.message, /0 of 1 replicas acknowledged/)
+          assert.isAtLeast(Date.now() - started, 1000)
+        })),
+      30_000
+    )
+
     it.live("hits and misses never queue behind a WAIT", () =>
       Effect.scoped(Effect.gen(function*() {
         const primary = yield* Effect.acquireRelease(
