@@ -97,19 +97,19 @@ const headList = (
   set: ReadonlyArray<string>
 ): Array<OutgoingHttpHeader> => {
   const list: Array<OutgoingHttpHeader> = []
-  let taken: Array<string> | undefined = set.length > 0 ? [...set] : undefined
-  const take = (name: string, value: OutgoingHttpHeader) => {
-    list.push(name, value)
-    const lower = name.toLowerCase()
-    if (ourNames.has(lower)) (taken ??= []).push(lower)
-  }
   if (Array.isArray(given)) {
-    for (let i = 0; i + 1 < given.length; i += 2) take(String(given[i]), given[i + 1]!)
+    for (let i = 0; i + 1 < given.length; i += 2) list.push(String(given[i]), given[i + 1]!)
   } else if (given !== undefined) {
     for (const name of Object.keys(given)) {
       const value = given[name]
-      if (value !== undefined) take(name, value)
+      if (value !== undefined) list.push(name, value)
     }
+  }
+  // No closure here (nor anywhere on the hot path): tsx names each one it creates, a defineProperty per call.
+  let taken: Array<string> | undefined = set.length > 0 ? [...set] : undefined
+  for (let i = 0; i < list.length; i += 2) {
+    const lower = (list[i] as string).toLowerCase()
+    if (ourNames.has(lower)) (taken ??= []).push(lower)
   }
   for (const [name, value] of ours) {
     if (taken === undefined || !taken.includes(name)) list.push(name, value)
