@@ -6,9 +6,11 @@
  * `npm run chaos:failover` runs many of these.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
+import * as Cause from "effect/Cause"
 import * as Context from "effect/Context"
 import type * as Duration from "effect/Duration"
 import * as Effect from "effect/Effect"
+import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as Layer from "effect/Layer"
 import * as Option from "effect/Option"
@@ -20,15 +22,52 @@ import {
   type Fault,
   startClusterTopology,
   startSentinelTopology,
-  type Topology
+  type Topology,
+  TopologyDidNotRecover
 } from "./support/failoverChaos.js"
 import { startRedisServer } from "./support/redisServer.js"
 
-const check = (topology: () => Topology, how: Fault) =>
+/** A describe block's servers, started once and replaced when a run finds they did not recover. */
+const servers = (start: () => Promise<Topology>) => {
+  let current: Topology | undefined
+  return {
+    start: async () => {
+      current = await start()
+    },
+    current: () => current!,
+    restart: async () => {
+      await current?.stop()
+      current = undefined
+      current = await start()
+    },
+    stop: async () => {
+      await current?.stop()
+    }
+  }
+}
+
+const check = (topology: ReturnType<typeof servers>, how: Fault) =>
   Effect.gen(function*() {
-    const { confirmed, unconfirmed } = yield* chaosRun(topology(), how, `${how}${Date.now().toString(36)}`)
+    let counts: Effect.Effect.Success<ReturnType<typeof chaosRun>>
+    for (let attempt = 1;; attempt++) {
+      const exit = yield* Effect.exit(chaosRun(topology.current(), how, `${how}${Date.now().toString(36)}`))
+      if (Exit.isSuccess(exit)) {
+        counts = exit.value
+        break
+      }
+      // Sentinel or the cluster did not settle on a loaded machine (seen in CI: an old primary that never came back
+      // as a replica): that run tells nothing about the cache. Run again on fresh servers, as `chaos:failover` does.
+      const defect = Cause.dieOption(exit.cause)
+      if (attempt < 3 && Option.isSome(defect) && defect.value instanceof TopologyDidNotRecover) {
+        console.log(`failover chaos ${topology.current().name} ${how}: not counted, ${defect.value.message}; again`)
+        yield* Effect.promise(topology.restart)
+        continue
+      }
+      return yield* Effect.failCause(exit.cause)
+    }
+    const { confirmed, unconfirmed } = counts
     console.log(
-      `failover chaos ${topology().name} ${how}: confirmed ${JSON.stringify(confirmed)}; unconfirmed ${
+      `failover chaos ${topology.current().name} ${how}: confirmed ${JSON.stringify(confirmed)}; unconfirmed ${
         JSON.stringify(unconfirmed)
       }`
     )
@@ -39,41 +78,37 @@ const check = (topology: () => Topology, how: Fault) =>
   })
 
 describe("confirmed invalidation through a Sentinel failover", () => {
-  let topology: Topology | undefined
-  beforeAll(async () => {
-    topology = await startSentinelTopology()
-  }, 30_000)
-  afterAll(() => topology?.stop())
+  const topology = servers(startSentinelTopology)
+  beforeAll(topology.start, 30_000)
+  afterAll(topology.stop)
 
   it.live(
     "primary SIGKILLed under load: 0 stale reads after a confirmed invalidation",
-    () => check(() => topology!, "kill"),
-    60_000
+    () => check(topology, "kill"),
+    180_000
   )
   it.live(
     "primary SIGSTOPped under load: 0 stale reads after a confirmed invalidation",
-    () => check(() => topology!, "stop"),
-    60_000
+    () => check(topology, "stop"),
+    180_000
   )
 })
 
 describe("confirmed invalidation through a cluster failover", () => {
-  let topology: Topology | undefined
-  beforeAll(async () => {
-    topology = await startClusterTopology()
-  }, 60_000)
-  afterAll(() => topology?.stop())
+  const topology = servers(startClusterTopology)
+  beforeAll(topology.start, 60_000)
+  afterAll(topology.stop)
 
   // The frozen primary first (it comes back as a replica); the killed one stays down.
   it.live(
     "primary SIGSTOPped under load: 0 stale reads after a confirmed invalidation",
-    () => check(() => topology!, "stop"),
-    60_000
+    () => check(topology, "stop"),
+    180_000
   )
   it.live(
     "primary SIGKILLed under load: 0 stale reads after a confirmed invalidation",
-    () => check(() => topology!, "kill"),
-    60_000
+    () => check(topology, "kill"),
+    180_000
   )
 })
 

@@ -45,13 +45,19 @@ export interface Topology {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
+/**
+ * The servers, not the cache, did not settle (a failover not made, an old primary never replicating): such a run
+ * says nothing about the cache and is run again on fresh servers.
+ */
+export class TopologyDidNotRecover extends Error {}
+
 const until = async (what: string, check: () => Promise<boolean>, timeoutMs = 30_000) => {
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (await check().catch(() => false)) return
     await sleep(50)
   }
-  throw new Error(`timed out waiting for ${what}`)
+  throw new TopologyDidNotRecover(`timed out waiting for ${what}`)
 }
 
 const withClient = async <A>(port: number, f: (client: Redis) => Promise<A>): Promise<A> => {
