@@ -2,7 +2,7 @@
  * One contender's hot-hit workload alone, for a CPU profile of its hot path:
  *
  *   npm run build
- *   node --cpu-prof --cpu-prof-dir=.scratch/profiles --import tsx bench/profile.ts [--contender ours-redis]
+ *   node --min-semi-space-size=16 --cpu-prof --cpu-prof-dir=.scratch/profiles --import tsx bench/profile.ts [--contender ours-redis]
  *     [--concurrency 64] [--seconds 10] [--miss]
  *   npx tsx bench/profileSummary.ts .scratch/profiles/<the larger file>.cpuprofile
  *

@@ -8,13 +8,19 @@
  *
  * Joining costs one asynchronous step per caller (a stampede has a thousand of them): the caller's resume callback
  * is kept on the flight, found and counted in the same step, and the resolve's exit is handed to every callback
- * when it ends — no Deferred, no finalizer per caller; leaving on interruption is the step's canceler.
+ * when it ends — no Deferred, no finalizer per caller; leaving on interruption is the step's canceler. Leading
+ * costs the resolve's fiber and little more (every miss pays it): the leader waits the same way, and the fiber is
+ * started within the leader's step, so a resolve that never suspends answers without a scheduler step.
  */
 import * as Cause from "effect/Cause"
+import type * as Context from "effect/Context"
 import * as Effect from "effect/Effect"
 import * as Exit from "effect/Exit"
 import * as Fiber from "effect/Fiber"
 import * as FiberId from "effect/FiberId"
+import * as FiberRef from "effect/FiberRef"
+import * as Runtime from "effect/Runtime"
+import * as RuntimeFlags from "effect/RuntimeFlags"
 import * as Scope from "effect/Scope"
 import type * as ResponseCache from "../ResponseCache.js"
 import * as Warnings from "./warnings.js"
@@ -115,12 +121,22 @@ export const make = (scope: Scope.Scope, warnings: Warnings.Warnings): Effect.Ef
     })
   }
 
-  /** Makes the flight, counted with its first caller unless it is a refresh, and forks its resolve. */
+  /**
+   * Makes the flight, counted with its first caller unless it is a refresh, and starts its resolve in a fiber of
+   * its own with the caller's context, services and fiber refs (a daemon: it outlives the caller). It starts within
+   * the caller's step (`immediate`), so a resolve that never suspends (a memory store, a synchronous resolver) has
+   * ended when this returns, without a scheduler step. That fiber is made by `Runtime.runFork` rather than
+   * `Effect.forkDaemon`, so that making the flight, counting it and forking are one step with no Effect around them:
+   * nothing can interrupt the caller between them.
+   */
   const start = <A, E, R>(
     flightKey: string,
     resolve: () => Effect.Effect<Result<A>, E, R>,
-    background: boolean
-  ): Effect.Effect<Flight, never, R> => {
+    background: boolean,
+    caller: Fiber.RuntimeFiber<unknown, unknown>,
+    callerFlags: RuntimeFlags.RuntimeFlags,
+    immediate: boolean
+  ): Flight => {
     const flight: Flight = {
       waiters: background ? 0 : 1,
       leader: undefined,
@@ -130,24 +146,18 @@ export const make = (scope: Scope.Scope, warnings: Warnings.Warnings): Effect.Ef
       background
     }
     flights.set(flightKey, flight)
-    const run = Effect.interruptible(
-      Effect.onExit(
-        resolve(),
-        (exit) => Effect.sync(() => complete(flightKey, flight, exit as Exit.Exit<Result<unknown>, unknown>))
-      )
-    )
-    return Effect.map(Effect.forkDaemon(run), (fiber) => {
-      flight.fiber = fiber
-      return flight
+    const runtime = Runtime.make({
+      context: caller.getFiberRef(FiberRef.currentContext) as Context.Context<R>,
+      fiberRefs: caller.getFiberRefs(),
+      // Interruptible even when the caller is not: the last caller to leave takes it down.
+      runtimeFlags: RuntimeFlags.enable(callerFlags, RuntimeFlags.Interruption)
     })
+    const fiber = Runtime.runFork(runtime, resolve(), { immediate })
+    flight.fiber = fiber as Fiber.RuntimeFiber<unknown, unknown>
+    // Called at once when the resolve has already ended.
+    fiber.addObserver((exit) => complete(flightKey, flight, exit as Exit.Exit<Result<unknown>, unknown>))
+    return flight
   }
-
-  /** The leader's wait for the outcome of the flight it started. */
-  const leaderWait = (flight: Flight) =>
-    Effect.async<Result<unknown>, unknown>((resume) => {
-      if (flight.exit !== undefined) resume(flight.exit)
-      else flight.leader = resume
-    })
 
   /** One warning per distinct failure per minute, with the count of refreshes it affected. */
   const refreshFailed = (cause: Cause.Cause<unknown>) => {
@@ -161,49 +171,52 @@ export const make = (scope: Scope.Scope, warnings: Warnings.Warnings): Effect.Ef
     })
   }
 
+  /**
+   * Joins the flight, or starts it and waits as its leader: found, made, counted and forked in one step, so no
+   * interruption falls between them; only the wait is interruptible, and an interrupted caller leaves.
+   */
   const shared = <A, E, R>(
     flightKey: string,
     resolve: () => Effect.Effect<Result<A>, E, R>
   ): Effect.Effect<Result<A>, E, R> =>
-    Effect.async<Result<A>, E, R>((resume) => {
-      const flight = flights.get(flightKey)
-      if (flight !== undefined) return join(flightKey, flight, resume as Resume)
-      resume(lead(flightKey, resolve))
-      return undefined
-    })
-
-  /**
-   * Starts the flight in one uninterruptible step (made, counted, its resolve forked), or joins it when another
-   * caller started it since this one looked; only the wait is interruptible, and an interrupted leader leaves.
-   */
-  const lead = <A, E, R>(
-    flightKey: string,
-    resolve: () => Effect.Effect<Result<A>, E, R>
-  ): Effect.Effect<Result<A>, E, R> =>
-    Effect.uninterruptibleMask((restore) =>
-      Effect.suspend(() => {
-        if (flights.has(flightKey)) return restore(shared(flightKey, resolve))
-        return Effect.flatMap(start(flightKey, resolve, false), (flight) =>
-          Effect.onInterrupt(restore(leaderWait(flight)) as Effect.Effect<Result<A>, E>, () =>
-            Effect.sync(() => {
-              flight.leader = undefined
-              leave(flightKey, flight)
-            })))
+    Effect.withFiberRuntime<Result<A>, E, R>((caller, status) =>
+      Effect.async<Result<A>, E, R>((resume) => {
+        const joined = flights.get(flightKey)
+        if (joined !== undefined) return join(flightKey, joined, resume as Resume)
+        const flight = start(flightKey, resolve, false, caller, status.runtimeFlags, true)
+        if (flight.exit !== undefined) {
+          resume(flight.exit as Exit.Exit<Result<A>, E>)
+          return undefined
+        }
+        flight.leader = resume as Resume
+        return Effect.sync(() => {
+          flight.leader = undefined
+          leave(flightKey, flight)
+        })
       })
     )
 
   return Effect.as(Scope.addFinalizer(scope, interruptAll), {
     shared,
+    // Started on the scheduler rather than in the caller's step: the caller answers with the stale value at once.
     refreshInBackground: <A, E, R>(flightKey: string, resolve: () => Effect.Effect<Result<A>, E, R>) =>
-      Effect.uninterruptible(Effect.suspend(() =>
-        flights.has(flightKey) ? Effect.void : Effect.asVoid(start(
-          flightKey,
-          () =>
-            Effect.tapErrorCause(resolve(), (cause) =>
-              Cause.isInterruptedOnly(cause) ? Effect.void : refreshFailed(cause)),
-          true
-        ))
-      )),
+      Effect.withFiberRuntime<void, never, R>((caller, status) => {
+        if (!flights.has(flightKey)) {
+          start(
+            flightKey,
+            () =>
+              Effect.tapErrorCause(
+                resolve(),
+                (cause) => Cause.isInterruptedOnly(cause) ? Effect.void : refreshFailed(cause)
+              ),
+            true,
+            caller,
+            status.runtimeFlags,
+            false
+          )
+        }
+        return Effect.void
+      }),
     inFlight: Effect.sync(() => {
       let callers = 0
       for (const flight of flights.values()) callers += flight.waiters

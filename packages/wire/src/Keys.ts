@@ -163,11 +163,21 @@ export const digest = (name: string, canonicalQuery: string, fingerprint?: strin
     : JSON.stringify(name) + "@" + JSON.stringify(fingerprint) + canonicalQuery
   let hex = digests.get(input)
   if (hex === undefined) {
-    hex = bytesToHex(blake3(utf8ToBytes(input)))
+    hex = bytesToHex(blake3(utf8Of(input)))
     digests.set(input, hex)
   }
   return hex
 }
+
+// The UTF-8 bytes of a digest's input, in one buffer reused from call to call (the hash reads it and keeps nothing):
+// `utf8ToBytes` makes a TextEncoder and two arrays per call, which cost more than the BLAKE3 itself. Inputs that
+// may not fit (a UTF-16 code unit takes at most 3 bytes) get bytes of their own.
+const encoder = new TextEncoder()
+const scratch = new Uint8Array(16 * 1024)
+const utf8Of = (input: string): Uint8Array =>
+  input.length * 3 <= scratch.length
+    ? scratch.subarray(0, encoder.encodeInto(input, scratch).written)
+    : encoder.encode(input)
 
 /**
  * The fingerprint of an explicit response version (`responseVersion: "<version>"` in either package): `v:` and
