@@ -7,11 +7,13 @@ import { bentocache } from "./bentocache.js"
 import { cacheManager } from "./cacheManager.js"
 import { cachified } from "./cachified.js"
 import { effect4 } from "./effect4.js"
+import { floor } from "./floor.js"
 import { ours } from "./ours.js"
 import { raw } from "./raw.js"
 
 export const contenders: ReadonlyArray<Contender> = [
   ...raw,
+  ...floor,
   ...ours,
   ...effect4,
   ...bentocache,
