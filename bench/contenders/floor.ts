@@ -29,7 +29,7 @@ export const floor: ReadonlyArray<Contender> = [
       return {
         caller: {
           _tag: "effect",
-          run: (effect) => Effect.runPromise(effect),
+          run: (effect) => Effect.runPromise(effect as Effect.Effect<any, unknown>),
           get: (ns, id) => Effect.promise(() => shared(ns, id))
         },
         close: async () => {}
