@@ -5,8 +5,7 @@
  * Run with V8's young generation at its full size from the start (`--min-semi-space-size=16`, 16 MiB being its
  * default maximum on 64-bit): the full collection before each round (`Bench.gc`) otherwise shrinks it, and the
  * round then pays for growing it back — minor collections several times as often, a cost that falls on whoever
- * allocates most per call and that a long-running server never pays (measured: raw ioredis 17 → 25 µs of CPU per
- * hit, ours 11 → 15–19, in the 400 ms after a forced collection).
+ * allocates most per call and that a long-running server never pays (README, "Latest results").
  *
  * Options: --sizes tiny|full (default full), --workloads hot,miss,… --contenders raw,ours-redis,… --all (also the
  * extra variants), --soak-keys N (the 1,000,000-key soak: `--workloads soak --soak-keys 1000000`), --no-write.

@@ -122,9 +122,9 @@ export const traced = <A, E, R, B>(
   span.attribute("cache.name", name)
   span.attribute("cache.namespace", namespace)
   const labels = fiber.getFiberRef(FiberRef.currentMetricLabels)
-  // The lookup is built inside the interruptible region, not handed to it built: the region's frame keeps what
-  // it was given until the call ends, and keeping the whole lookup built for this call that long cost ~12 µs per
-  // traced hit in young-generation collections (scavenges 3-4x as long; 30 -> 19 µs of CPU per call, measured).
+  // The lookup is built inside the interruptible region, not handed to it built: the region's frame keeps what it
+  // was given until the call ends, and the whole lookup built for the call, kept that long, made young-generation
+  // collections several times as long (README, "Latest results").
   return Effect.uninterruptibleMask((restore) =>
     Effect.matchCauseEffect(restore(Effect.suspend(() => lookup(span))), {
       onFailure: (cause) => {
