@@ -198,6 +198,33 @@ const inFlightResolves = (cache: ResponseCache.ResponseCache.Service, resolves: 
     Effect.repeat({ until: (inFlight) => inFlight.resolves >= resolves })
   )
 
+/**
+ * One process holds an entry's lock while another waits on it (subscribed to the lock channel) and is woken by its
+ * release (PUBLISH in a script): the holder resolves, the waiter gets the holder's value.
+ */
+const lockHolderAndWaiter = (
+  holderCache: ResponseCache.ResponseCache.Service,
+  waiterCache: ResponseCache.ResponseCache.Service,
+  tenant: string
+) =>
+  Effect.gen(function*() {
+    const started = yield* Deferred.make<void>()
+    const gate = yield* Deferred.make<void>()
+    const gated = probe({
+      policy: CachePolicy.make({ ttl: "1 minute", lock: "5 seconds" }),
+      resolve: (query, run) =>
+        Effect.zipRight(Deferred.succeed(started, void 0), Effect.as(Deferred.await(gate), query.n + run))
+    })
+    const holder = yield* Effect.fork(holderCache.getOrResolveWithOutcome(gated.cacheable, { tenant, n: 2 }))
+    yield* Deferred.await(started)
+    const waiter = yield* Effect.fork(waiterCache.getOrResolveWithOutcome(gated.cacheable, { tenant, n: 2 }))
+    yield* inFlightResolves(waiterCache, 1)
+    yield* Effect.sleep("100 millis")
+    yield* Deferred.succeed(gate, void 0)
+    assert.strictEqual((yield* Fiber.join(holder)).outcome, "miss")
+    assert.strictEqual((yield* Fiber.join(waiter)).outcome, "coalesced")
+  })
+
 /** Calls of a cache that is refused: `get` surfaces the RedisError, `getOrResolve` answers from the resolver. */
 const refusedCalls = (cache: ResponseCache.ResponseCache.Service, calls: number) =>
   Effect.gen(function*() {
@@ -394,22 +421,7 @@ describe("the ACL the README names is enough", () => {
         for (const { cacheable } of [plain, windows, locked]) {
           for (const c of [cache, other, cache]) yield* c.getOrResolveWithOutcome(cacheable, { tenant, n: 1 })
         }
-        // A waiter on another's lock (subscribes to the lock channel), woken by its release (PUBLISH in a script).
-        const started = yield* Deferred.make<void>()
-        const gate = yield* Deferred.make<void>()
-        const gated = probe({
-          policy: CachePolicy.make({ ttl: "1 minute", lock: "5 seconds" }),
-          resolve: (query, run) =>
-            Effect.zipRight(Deferred.succeed(started, void 0), Effect.as(Deferred.await(gate), query.n + run))
-        })
-        const holder = yield* Effect.fork(cache.getOrResolveWithOutcome(gated.cacheable, { tenant, n: 2 }))
-        yield* Deferred.await(started)
-        const waiter = yield* Effect.fork(other.getOrResolveWithOutcome(gated.cacheable, { tenant, n: 2 }))
-        yield* inFlightResolves(other, 1)
-        yield* Effect.sleep("100 millis")
-        yield* Deferred.succeed(gate, void 0)
-        assert.strictEqual((yield* Fiber.join(holder)).outcome, "miss")
-        assert.strictEqual((yield* Fiber.join(waiter)).outcome, "coalesced")
+        yield* lockHolderAndWaiter(cache, other, tenant)
         yield* cache.set(plain.cacheable, { tenant, n: 3 }, 3)
         assert.strictEqual((yield* cache.get(plain.cacheable, { tenant, n: 3 }))._tag, "Some")
         yield* cache.invalidate(plain.cacheable, { tenant, n: 3 })
@@ -500,21 +512,7 @@ describe("the ACL the README names is enough on a Redis Cluster", () => {
           const ns = `tenant:${tenant}:v1`
           const plain = probe()
           for (const c of [cache, other, cache]) yield* c.getOrResolveWithOutcome(plain.cacheable, { tenant, n: 1 })
-          const started = yield* Deferred.make<void>()
-          const gate = yield* Deferred.make<void>()
-          const gated = probe({
-            policy: CachePolicy.make({ ttl: "1 minute", lock: "5 seconds" }),
-            resolve: (query, run) =>
-              Effect.zipRight(Deferred.succeed(started, void 0), Effect.as(Deferred.await(gate), query.n + run))
-          })
-          const holder = yield* Effect.fork(cache.getOrResolveWithOutcome(gated.cacheable, { tenant, n: 2 }))
-          yield* Deferred.await(started)
-          const waiter = yield* Effect.fork(other.getOrResolveWithOutcome(gated.cacheable, { tenant, n: 2 }))
-          yield* inFlightResolves(other, 1)
-          yield* Effect.sleep("100 millis")
-          yield* Deferred.succeed(gate, void 0)
-          assert.strictEqual((yield* Fiber.join(holder)).outcome, "miss")
-          assert.strictEqual((yield* Fiber.join(waiter)).outcome, "coalesced")
+          yield* lockHolderAndWaiter(cache, other, tenant)
           yield* cache.set(plain.cacheable, { tenant, n: 3 }, 3)
           yield* cache.invalidate(plain.cacheable, { tenant, n: 3 })
           yield* other.invalidateNamespace(ns)
