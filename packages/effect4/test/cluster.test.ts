@@ -7,7 +7,7 @@ import { Cluster, Redis } from "ioredis"
 import { type RedisCluster, startRedisCluster } from "../../../test/support/redisCluster.js"
 import { redisServerBinary } from "../../../test/support/redisServer.js"
 import { CacheKey, ResponseCache } from "../src/index.js"
-import { conformance, probe, testCommandTimeout, uniqueName } from "./conformance.js"
+import { conformance, expectLifetimeByPttl, probe, testCommandTimeout, uniqueName } from "./conformance.js"
 
 const nodes = inject("redisClusterNodes")
 
@@ -110,15 +110,7 @@ conformance({
   live: true,
   advance: (ms) => Effect.sleep(ms),
   layer: (options) => ResponseCache.layerRedisCluster({ nodes, commandTimeout: testCommandTimeout, ...options }),
-  expectLifetime: ({ entryKey, jitter, lookup, ttlMs }) =>
-    Effect.scoped(Effect.gen(function*() {
-      const client = yield* inspector
-      assert.strictEqual((yield* lookup).outcome, "miss")
-      const pttl = yield* Effect.promise(() => client.pttl(entryKey))
-      assert.isAtMost(pttl, ttlMs)
-      assert.isAtLeast(pttl, Math.floor(ttlMs * (1 - jitter)) - 1000)
-      assert.strictEqual((yield* lookup).outcome, "hit")
-    }))
+  expectLifetime: expectLifetimeByPttl(inspector)
 })
 
 // The same with the near-cache in front: its subscriber a cluster subscriber of its own, PUBLISH reaching every node.
@@ -133,15 +125,7 @@ conformance({
       nearCache: { capacity: 1000, ttl: "1 minute" },
       ...options
     }),
-  expectLifetime: ({ entryKey, jitter, lookup, ttlMs }) =>
-    Effect.scoped(Effect.gen(function*() {
-      const client = yield* inspector
-      assert.strictEqual((yield* lookup).outcome, "miss")
-      const pttl = yield* Effect.promise(() => client.pttl(entryKey))
-      assert.isAtMost(pttl, ttlMs)
-      assert.isAtLeast(pttl, Math.floor(ttlMs * (1 - jitter)) - 1000)
-      assert.strictEqual((yield* lookup).outcome, "hit")
-    }))
+  expectLifetime: expectLifetimeByPttl(inspector)
 })
 
 describe("redis cluster layer (Effect 4)", () => {

@@ -14,7 +14,7 @@ import * as Schema from "effect/Schema"
 import { Redis } from "ioredis"
 import { startRedisServer } from "../../../test/support/redisServer.js"
 import { Cacheable, CachePolicy, IoRedis, ResponseCache } from "../src/index.js"
-import { conformance, probe, testCommandTimeout, uniqueName } from "./conformance.js"
+import { conformance, expectLifetimeByPttl, probe, testCommandTimeout, uniqueName } from "./conformance.js"
 import { makeProxy } from "../../../test/support/proxy.js"
 import { Ledger } from "./support/staleness.js"
 
@@ -38,15 +38,7 @@ conformance({
     }).pipe(
       Layer.provide(IoRedis.layer({ url }))
     ),
-  expectLifetime: ({ entryKey, jitter, lookup, ttlMs }) =>
-    Effect.scoped(Effect.gen(function*() {
-      const client = yield* inspector
-      assert.strictEqual((yield* lookup).outcome, "miss")
-      const pttl = yield* Effect.promise(() => client.pttl(entryKey))
-      assert.isAtMost(pttl, ttlMs)
-      assert.isAtLeast(pttl, Math.floor(ttlMs * (1 - jitter)) - 1000)
-      assert.strictEqual((yield* lookup).outcome, "hit")
-    }))
+  expectLifetime: expectLifetimeByPttl(inspector)
 })
 
 /** A near-cached layer over a provider of its own (a process of its own, as far as Redis can tell). */

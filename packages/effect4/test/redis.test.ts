@@ -7,7 +7,7 @@ import * as Layer from "effect/Layer"
 import { Redis } from "ioredis"
 import { startRedisServer } from "../../../test/support/redisServer.js"
 import { IoRedis, ResponseCache } from "../src/index.js"
-import { conformance, probe, testCommandTimeout, uniqueName } from "./conformance.js"
+import { conformance, expectLifetimeByPttl, probe, testCommandTimeout, uniqueName } from "./conformance.js"
 
 const url = inject("redisUrl")
 
@@ -17,21 +17,7 @@ const inspector = Effect.acquireRelease(
   (client) => Effect.promise(() => client.quit())
 )
 
-const expectLifetime = ({ entryKey, jitter, lookup, ttlMs }: {
-  readonly lookup: Effect.Effect<ResponseCache.WithOutcome<number>, unknown, ResponseCache.ResponseCache>
-  readonly entryKey: string
-  readonly ttlMs: number
-  readonly jitter: number
-}) =>
-  Effect.scoped(Effect.gen(function*() {
-    const client = yield* inspector
-    assert.strictEqual((yield* lookup).outcome, "miss")
-    const pttl = yield* Effect.promise(() => client.pttl(entryKey))
-    // Jitter only shortens: PX is in [ttl × (1 − jitter), ttl]; a few ms pass between the write and the PTTL.
-    assert.isAtMost(pttl, ttlMs)
-    assert.isAtLeast(pttl, Math.floor(ttlMs * (1 - jitter)) - 1000)
-    assert.strictEqual((yield* lookup).outcome, "hit")
-  }))
+const expectLifetime = expectLifetimeByPttl(inspector)
 
 // Effect's own Redis service from @effect/platform-node (node-redis).
 conformance({
