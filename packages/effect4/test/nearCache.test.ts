@@ -12,10 +12,10 @@ import * as Layer from "effect/Layer"
 import * as Logger from "effect/Logger"
 import * as Schema from "effect/Schema"
 import { Redis } from "ioredis"
+import { makeProxy } from "../../../test/support/proxy.js"
 import { startRedisServer } from "../../../test/support/redisServer.js"
 import { Cacheable, CachePolicy, IoRedis, ResponseCache } from "../src/index.js"
 import { conformance, expectLifetimeByPttl, probe, testCommandTimeout, uniqueName } from "./conformance.js"
-import { makeProxy } from "../../../test/support/proxy.js"
 import { Ledger } from "./support/staleness.js"
 
 const url = inject("redisUrl")
