@@ -106,9 +106,14 @@ export const startSentinelTopology = async (): Promise<Topology> => {
       const old = servers.get((await setup.primary()).port)!
       if (how === "kill") old.process.kill("SIGKILL")
       else old.process.kill("SIGSTOP")
-      // By port: a restarted primary is another process on the same port.
-      await until("a sentinel failover", async () => (await setup.primary()).port !== old.port)
-      const promoted = await setup.primary()
+      // By port: a restarted primary is another process on the same port. The port seen is kept: asked again, the
+      // first sentinel to answer may be one that has not learned of the switch yet, and name the old primary.
+      let promotedPort = old.port
+      await until("a sentinel failover", async () => {
+        promotedPort = (await setup.primary()).port
+        return promotedPort !== old.port
+      })
+      const promoted = { port: promotedPort }
       if (how === "kill") {
         await old.stop()
         servers.set(
@@ -123,20 +128,22 @@ export const startSentinelTopology = async (): Promise<Topology> => {
         await sleep(300)
         old.process.kill("SIGCONT")
       }
-      // Sentinel makes the old primary a replica of the new one once it sees it again; when it has not within
-      // 10 s (seen now and then on a loaded machine), do it as an operator would.
+      // Sentinel makes the old primary a replica of the new one, but only once it has been up for a while (after a
+      // freeze, ~16 s: twice Sentinel's 8 s role-change wait); after 10 s, do it as an operator would.
       await until(
         "the old primary to replicate the new one",
         async () => (await onlineReplicas(promoted.port)) === 1,
         10_000
       )
-        .catch(async () => {
-          await withClient(old.port, (client) => client.replicaof("127.0.0.1", promoted.port))
-          await until(
-            "the old primary to replicate the new one",
-            async () => (await onlineReplicas(promoted.port)) === 1
-          )
-        })
+        .catch(() =>
+          until("the old primary to replicate the new one", async () => {
+            if ((await onlineReplicas(promoted.port)) === 1) return true
+            // Idempotent; a sentinel reconfiguring it at the same moment kills this connection (CLIENT KILL TYPE
+            // normal), and the next poll sees its work instead.
+            await withClient(old.port, (client) => client.replicaof("127.0.0.1", promoted.port))
+            return false
+          })
+        )
     },
     stop: async () => {
       await Promise.allSettled([setup.stop(), ...[...servers.values()].map((server) => server.stop())])
