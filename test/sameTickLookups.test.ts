@@ -1,5 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as Effect from "effect/Effect"
+import * as Runtime from "effect/Runtime"
 import { Redis } from "ioredis"
 import { ResponseCache } from "../src/index.js"
 import { probe } from "./conformance.js"
@@ -57,6 +58,23 @@ describe("redis layer: lookups of one tick", () => {
         )
         assert.isTrue(after.every((answer) => answer.value === 13))
         assert.strictEqual(state.runs, 3)
+      }).pipe(Effect.provide(ResponseCache.layerRedis({ url })))
+    ))
+
+  it.live("lookups made in separate callbacks of one event-loop turn, as a server's requests are, share one write", () =>
+    withServer((client, url) =>
+      Effect.gen(function*() {
+        const { cacheable } = probe()
+        yield* ResponseCache.getOrResolve(cacheable, { tenant: "b", n: 1 })
+        yield* Effect.promise(() => client.config("RESETSTAT"))
+        const run = Runtime.runPromise(yield* Effect.runtime<ResponseCache.ResponseCache>())
+        const lookup = () => run(ResponseCache.getOrResolveWithOutcome(cacheable, { tenant: "b", n: 1 }))
+        // Two timers due together run in one timers phase, each a callback of its own with its own ticks.
+        const answers = yield* Effect.promise(() =>
+          Promise.all(Array.from({ length: 2 }, () => new Promise((resolve) => setTimeout(() => resolve(lookup()), 0))))
+        )
+        assert.deepStrictEqual(answers, [{ value: 11, outcome: "hit" }, { value: 11, outcome: "hit" }])
+        assert.strictEqual(yield* calls(client, "mget"), 1)
       }).pipe(Effect.provide(ResponseCache.layerRedis({ url })))
     ))
 })

@@ -326,30 +326,33 @@ export const make = (
       : confirmedInvalidations(client, options.confirmInvalidation, options.commandTimeoutMs ?? 500, options.events)
     if (confirmed !== undefined) yield* Effect.addFinalizer(() => Effect.sync(confirmed.close))
 
-    // Commands issued in one tick leave in one write: the first corks the socket, a tick later it is uncorked
-    // (ioredis's auto-pipelining does the same with a Pipeline object per flush, which costs more than a
-    // lone command at low concurrency). A cluster client keeps its own auto-pipelining per node.
+    // Commands issued in one turn of the event loop leave in one write: the first corks the socket, and it is
+    // uncorked once the loop's I/O callbacks have run (`setImmediate`). The requests a server reads in one poll
+    // phase arrive in callbacks of their own, so uncorking a tick later (`process.nextTick`) wrote once per request;
+    // now their lookups share one write. (ioredis's auto-pipelining does the like with a Pipeline object per flush,
+    // which costs more than a lone command at low concurrency.) A cluster client keeps its own auto-pipelining per
+    // node.
     let corked = false
-    // The entry lookups (MGETs) of this tick, by entry key, while the socket is corked: a lookup of the same entry
-    // in the same tick shares the one not sent yet (a stampede's callers cost Redis one command). Only commands
-    // not sent yet are shared, and the table is emptied before the socket is uncorked, so a caller that starts
-    // after an invalidation returned never shares a read Redis made before it: no reply is processed between a
-    // lookup's issue and the end of its tick.
-    let lookupsThisTick = new Map<string, Promise<Array<string | null>>>()
-    const corkForTick = isCluster(client) ? () => {} : () => {
+    // The entry lookups (MGETs) not sent yet, by entry key, while the socket is corked: a lookup of the same entry
+    // shares the one not sent yet (a stampede's callers cost Redis one command). Only commands not sent yet are
+    // shared, and the table is emptied before the socket is uncorked: a shared MGET reaches Redis after anything
+    // that had returned when its last caller joined (an invalidation's DEL included, on this connection or
+    // another), so it never answers a caller with a read made before that caller started.
+    let unsentLookups = new Map<string, Promise<Array<string | null>>>()
+    const corkForTurn = isCluster(client) ? () => {} : () => {
       const stream = (client as Redis).stream
       if (corked || stream === undefined) return
       corked = true
       stream.cork()
-      process.nextTick(() => {
+      setImmediate(() => {
         corked = false
-        if (lookupsThisTick.size > 0) lookupsThisTick = new Map()
+        if (unsentLookups.size > 0) unsentLookups = new Map()
         stream.uncork()
       })
     }
     const call = <A>(operation: string, run: () => Promise<A>) =>
       callUncorked(operation, () => {
-        corkForTick()
+        corkForTurn()
         return run()
       }, client)
 
@@ -401,11 +404,11 @@ export const make = (
         // time left decides what it is, needs the script.
         // Resumed straight from the reply: this is the hit path, and each Effect step here costs per hit.
         return Effect.async<Lookup, RedisError>((resume) => {
-          corkForTick()
-          let reply = corked ? lookupsThisTick.get(key.entry) : undefined
+          corkForTurn()
+          let reply = corked ? unsentLookups.get(key.entry) : undefined
           if (reply === undefined) {
             reply = client.mget(key.namespace.generation, key.entry)
-            if (corked) lookupsThisTick.set(key.entry, reply)
+            if (corked) unsentLookups.set(key.entry, reply)
           }
           reply.then(([generation, value]) => {
             const found = Envelope.fromMget(generation, value)
@@ -782,7 +785,7 @@ export const layer = (options: Options = {}): Layer.Layer<CacheStore, ConfigErro
     makeOver(
       (commandTimeout, events) =>
         Effect.flatMap(RedisClient.singleOptions(options, commandTimeout), (redisOptions) =>
-          // No auto-pipelining: the store batches the commands of one tick into one write itself, more cheaply.
+          // No auto-pipelining: the store batches the commands of one event-loop turn into one write itself, more cheaply.
           RedisClient.acquire(() => new Redis(redisOptions), {
             commandTimeout,
             events,
