@@ -678,6 +678,7 @@ const makeOver = (
     const warnings = yield* Warnings.make
     const events: RedisClient.Events = {
       failed: (error) => warnings.warnNow(Warnings.connectionWarning(error, 0)),
+      nodeFailed: (error, node) => warnings.warnNow(Warnings.clusterNodeWarning(error, node)),
       notice: (message) =>
         warnings.warnNow({ key: `notice|${message}`, message: `ResponseCache: ${message}`, calls: 0 }),
       recovered: () => warnings.logNow(Effect.logInfo("ResponseCache: the Redis connection is back"))

@@ -272,6 +272,11 @@ const describeError = (error: Error): string => {
  */
 export interface Events {
   readonly failed: (error: Error) => void
+  /**
+   * A Redis Cluster node's connection failed, or a node did not answer the slot map (ioredis's "node error"): the
+   * cluster goes on through its other nodes and retries this one. Reported as `failed` when not given.
+   */
+  readonly nodeFailed?: ((error: Error, node: string) => void) | undefined
   readonly notice: (message: string) => void
   readonly recovered: () => void
 }
@@ -329,7 +334,10 @@ export const watchClient = (client: Redis | Cluster, events: Events): void => {
   client.on("+node", (node: Redis) => watchConnection(node, nodeEvents))
   for (const node of client.nodes()) watchConnection(node, nodeEvents)
   client.on("error", (error: Error) => events.failed(error))
-  client.on("node error", (error: Error) => events.failed(error))
+  client.on("node error", (error: Error, node: unknown) => {
+    if (events.nodeFailed === undefined) events.failed(error)
+    else events.nodeFailed(error, String(node))
+  })
 }
 
 /** The connection's last failure while it is not ready (socket, TLS handshake, AUTH refused, …). */

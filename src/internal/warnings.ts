@@ -152,6 +152,19 @@ export const connectionWarning = (reason: unknown, calls: number): Warning => ({
   annotations: { cause: describe(reason) }
 })
 
+/**
+ * The warning of one Redis Cluster node's failure (a connection, or a slot-map refresh it did not answer): not the
+ * cluster's, whose other nodes go on serving; only calls that fail because of it answer from their resolvers.
+ */
+export const clusterNodeWarning = (reason: unknown, node: string): Warning => ({
+  key: `node|${node}|${reasonKey(reason)}`,
+  message: `ResponseCache: Redis Cluster node ${node} failed: ${sentence(reason)} ` +
+    "ioredis reconnects to it and refreshes the slot map; calls that fail meanwhile answer from their resolvers " +
+    "(outcome bypass)",
+  calls: 0,
+  annotations: { node, cause: describe(reason) }
+})
+
 /** The warning of a store failure a call answered from its resolver (`doing`: "reading", "writing", …). */
 export const storeWarning = (error: RedisError, doing: string): Warning => {
   const { connection, reason } = causeOf(error)
