@@ -6,23 +6,30 @@
  * own; autocannon (64 connections) drives them one at a time, round by round, the order turning each round
  * (A B C, B C A, C A B, …), and the medians are reported. Nothing is asserted: it prints the ratios.
  *
- *   npm run bench:service -- --rounds 3 --seconds 5 --connections 64
+ * Each server is first loaded for `--warmup` seconds: the service's JIT takes several seconds of load to settle,
+ * the reference's about two. Besides requests/s, each round reads the server process's CPU time (Linux
+ * `/proc/<pid>/stat`), which varies less from round to round on a shared machine than the throughput does.
+ *
+ *   npm run bench:service -- --rounds 5 --seconds 4 --warmup 6 --connections 64
  */
 import autocannon from "autocannon"
 import { type ChildProcess, spawn } from "node:child_process"
+import { readFileSync } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { startRedisServer } from "../../../test/support/redisServer.js"
 
 const { values } = parseArgs({
   options: {
-    rounds: { type: "string", default: "3" },
-    seconds: { type: "string", default: "5" },
+    rounds: { type: "string", default: "5" },
+    seconds: { type: "string", default: "4" },
+    warmup: { type: "string", default: "6" },
     connections: { type: "string", default: "64" }
   }
 })
 const rounds = Number(values.rounds)
 const seconds = Number(values.seconds)
+const warmup = Number(values.warmup)
 const connections = Number(values.connections)
 
 const root = fileURLToPath(new URL("..", import.meta.url))
@@ -85,6 +92,18 @@ const load = (server: Server, duration: number) =>
     headers: { authorization: `Bearer ${token}` }
   })
 
+/** User + system CPU time of a process in µs, or undefined where `/proc` is not there (not Linux). */
+const cpuTimeUs = (pid: number | undefined): number | undefined => {
+  try {
+    // Fields 14 and 15 (utime, stime), counted after the command name, which may hold spaces; in clock ticks of
+    // 10 ms (USER_HZ is 100 on Linux).
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ")
+    return (Number(fields[11]) + Number(fields[12])) * 10_000
+  } catch {
+    return undefined
+  }
+}
+
 const median = (xs: ReadonlyArray<number>) => {
   const sorted = [...xs].sort((a, b) => a - b)
   const mid = Math.floor(sorted.length / 2)
@@ -112,34 +131,52 @@ const main = async () => {
       `bench:service ${new Date().toISOString()}: ${rounds} rounds of ${seconds} s, ${connections} connections; ` +
         `body ${bytes} bytes (reference ${referenceBytes})`
     )
-    for (const server of servers) await load(server, 1) // warm-up: JIT, connections
-    const results = new Map<string, { rps: Array<number>; p99: Array<number>; errors: number }>()
+    for (const server of servers) await load(server, warmup)
+    const results = new Map<
+      string,
+      { rps: Array<number>; p99: Array<number>; cpuUsPerRequest: Array<number>; errors: number }
+    >()
     for (let round = 1; round <= rounds; round++) {
       // The order turns each round (A B C, B C A, C A B …), so that no server always runs right after another.
       const order = servers.map((_, i) => servers[(i + round - 1) % servers.length]!)
       for (const server of order) {
+        const cpuBefore = cpuTimeUs(server.child.pid)
         const result = await load(server, seconds)
-        const entry = results.get(server.name) ?? { rps: [], p99: [], errors: 0 }
+        const cpuAfter = cpuTimeUs(server.child.pid)
+        const entry = results.get(server.name) ?? { rps: [], p99: [], cpuUsPerRequest: [], errors: 0 }
         entry.rps.push(result.requests.average)
         entry.p99.push(result.latency.p99)
+        const cpu = cpuBefore === undefined || cpuAfter === undefined || result.requests.total === 0
+          ? undefined
+          : (cpuAfter - cpuBefore) / result.requests.total
+        if (cpu !== undefined) entry.cpuUsPerRequest.push(cpu)
         entry.errors += result.errors + result.non2xx
         results.set(server.name, entry)
         console.log(
           `  round ${round} ${server.name.padEnd(18)} ${result.requests.average.toFixed(0).padStart(7)} req/s  ` +
-            `p99 ${result.latency.p99} ms  non-2xx ${result.non2xx}`
+            `p99 ${result.latency.p99} ms  ${cpu === undefined ? "" : `CPU ${cpu.toFixed(0)} µs/req  `}` +
+            `non-2xx ${result.non2xx}`
         )
       }
     }
     const ref = results.get("reference")!
     const refRps = median(ref.rps)
     const refP99 = median(ref.p99)
-    console.log("\n| server | req/s (median) | × reference | p99 ms (median) | × reference p99 | errors |")
-    console.log("|---|---:|---:|---:|---:|---:|")
+    const refCpu = ref.cpuUsPerRequest.length === rounds ? median(ref.cpuUsPerRequest) : undefined
+    console.log(
+      "\n| server | req/s (median) | × reference | p99 ms (median) | × reference p99 | CPU µs/req (median) | " +
+        "× reference CPU | errors |"
+    )
+    console.log("|---|---:|---:|---:|---:|---:|---:|---:|")
     for (const [name, entry] of results) {
       const rps = median(entry.rps)
       const p99 = median(entry.p99)
+      const cpu = refCpu === undefined || entry.cpuUsPerRequest.length !== rounds
+        ? undefined
+        : median(entry.cpuUsPerRequest)
       console.log(
         `| ${name} | ${rps.toFixed(0)} | ${(rps / refRps).toFixed(2)} | ${p99} | ${(p99 / refP99).toFixed(2)} | ` +
+          `${cpu === undefined ? "–" : cpu.toFixed(0)} | ${cpu === undefined ? "–" : (cpu / refCpu!).toFixed(2)} | ` +
           `${entry.errors} |`
       )
     }
