@@ -786,7 +786,8 @@ export const layer = (options: Options = {}): Layer.Layer<CacheStore, ConfigErro
     makeOver(
       (commandTimeout, events) =>
         Effect.flatMap(RedisClient.singleOptions(options, commandTimeout), (redisOptions) =>
-          // No auto-pipelining: the store batches the commands of one event-loop turn into one write itself, more cheaply.
+          // No auto-pipelining: the store batches the commands of one event-loop turn into one write itself, more
+          // cheaply.
           RedisClient.acquire(() => new Redis(redisOptions), {
             commandTimeout,
             events,
